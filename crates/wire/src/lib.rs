@@ -1,1 +1,5 @@
-//! kinesin-wire
+//! Wire types and codecs of the Kinesis API: errors, the service model and request validation,
+//! typed operation inputs and outputs, identifiers. No I/O lives here.
+
+pub mod error;
+pub mod model;
