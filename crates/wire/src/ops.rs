@@ -1,0 +1,449 @@
+//! Typed inputs and outputs of the operations, independent of the encoding.
+//!
+//! Inputs are deserialized from a body that `model::check_input` has already checked, so a
+//! failure here is a defect of ours, answered as a SerializationException. Blobs and timestamps
+//! carry their own codecs: in a human-readable format (JSON) a blob is base64 and a timestamp is
+//! epoch seconds with milliseconds; in a binary one (CBOR, a later issue) a blob is raw bytes and
+//! a timestamp epoch milliseconds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+
+/// Record data, and anything else the model calls a blob.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Blob(pub Bytes);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Blob, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 string or bytes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Blob, E> {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map(|b| Blob(Bytes::from(b)))
+                    .map_err(E::custom)
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(Bytes::from(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A point in time, in epoch milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+/// JSON timestamps above this are taken as milliseconds: the Java v1 SDK sends milliseconds when
+/// CBOR is disabled (reference §2.3), and no real seconds value is this large before year 5138.
+const JSON_SECONDS_MAX: f64 = 1e11;
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            // Whole seconds print as an integer; otherwise seconds with up to 3 decimals and
+            // never an exponent (some SDKs reject 1.6E9).
+            if self.0 % 1000 == 0 {
+                s.serialize_i64(self.0 / 1000)
+            } else {
+                s.serialize_f64(self.0 as f64 / 1000.0)
+            }
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let human = d.is_human_readable();
+        let v = f64::deserialize(d)?;
+        if !v.is_finite() {
+            return Err(de::Error::custom("timestamp is not a finite number"));
+        }
+        if human && v.abs() < JSON_SECONDS_MAX {
+            Ok(Timestamp((v * 1000.0).round() as i64))
+        } else {
+            Ok(Timestamp(v as i64))
+        }
+    }
+}
+
+macro_rules! input {
+    ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(rename_all = "PascalCase", default)]
+        pub struct $name { $(pub $field: $ty),* }
+    };
+}
+
+input!(StreamModeDetails { stream_mode: String });
+input!(ShardFilter { r#type: String, shard_id: Option<String>, timestamp: Option<Timestamp> });
+
+input!(CreateStreamInput {
+    stream_name: String,
+    shard_count: Option<i64>,
+    stream_mode_details: Option<StreamModeDetails>,
+    tags: Option<BTreeMap<String, String>>,
+    warm_throughput_mi_bps: Option<i64>,
+    max_record_size_in_ki_b: Option<i64>,
+    record_distribution_strategy: Option<String>,
+});
+input!(StreamRef { stream_name: Option<String>, stream_arn: Option<String> });
+input!(DeleteStreamInput { stream_name: Option<String>, stream_arn: Option<String>, enforce_consumer_deletion: Option<bool> });
+input!(DescribeStreamInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    limit: Option<i64>,
+    exclusive_start_shard_id: Option<String>,
+});
+input!(ListStreamsInput { limit: Option<i64>, exclusive_start_stream_name: Option<String>, next_token: Option<String> });
+input!(ListShardsInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    next_token: Option<String>,
+    exclusive_start_shard_id: Option<String>,
+    max_results: Option<i64>,
+    stream_creation_timestamp: Option<Timestamp>,
+    shard_filter: Option<ShardFilter>,
+});
+input!(PutRecordInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    data: Blob,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    sequence_number_for_ordering: Option<String>,
+    dry_run: Option<bool>,
+});
+input!(PutRecordsRequestEntry { data: Blob, explicit_hash_key: Option<String>, partition_key: Option<String> });
+input!(PutRecordsInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    records: Vec<PutRecordsRequestEntry>,
+    dry_run: Option<bool>,
+});
+input!(GetShardIteratorInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    shard_id: String,
+    shard_iterator_type: String,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+    dry_run: Option<bool>,
+});
+input!(GetRecordsInput { shard_iterator: String, limit: Option<i64>, stream_arn: Option<String>, dry_run: Option<bool> });
+input!(RetentionInput { stream_name: Option<String>, stream_arn: Option<String>, retention_period_hours: i64 });
+input!(AddTagsToStreamInput { stream_name: Option<String>, stream_arn: Option<String>, tags: BTreeMap<String, String> });
+input!(RemoveTagsFromStreamInput { stream_name: Option<String>, stream_arn: Option<String>, tag_keys: Vec<String> });
+input!(ListTagsForStreamInput {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    exclusive_start_tag_key: Option<String>,
+    limit: Option<i64>,
+});
+input!(TagResourceInput { resource_arn: String, tags: BTreeMap<String, String> });
+input!(UntagResourceInput { resource_arn: String, tag_keys: Vec<String> });
+input!(ResourceArnInput { resource_arn: String });
+input!(PutResourcePolicyInput { resource_arn: String, policy: String });
+input!(MinimumThroughputBillingCommitmentInput { status: String });
+input!(UpdateAccountSettingsInput { minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput });
+input!(UpdateMaxRecordSizeInput { stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
+input!(EnhancedMonitoringInput { stream_name: Option<String>, stream_arn: Option<String>, shard_level_metrics: Vec<String> });
+
+// ---- outputs ----
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HashKeyRangeOut {
+    pub starting_hash_key: String,
+    pub ending_hash_key: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SequenceNumberRangeOut {
+    pub starting_sequence_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ending_sequence_number: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ShardOut {
+    pub shard_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_shard_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjacent_parent_shard_id: Option<String>,
+    pub hash_key_range: HashKeyRangeOut,
+    pub sequence_number_range: SequenceNumberRangeOut,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChildShardOut {
+    pub shard_id: String,
+    pub parent_shards: Vec<String>,
+    pub hash_key_range: HashKeyRangeOut,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamModeDetailsOut {
+    pub stream_mode: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnhancedMetricsOut {
+    pub shard_level_metrics: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDescriptionOut {
+    pub stream_name: String,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+    pub stream_status: &'static str,
+    pub stream_mode_details: StreamModeDetailsOut,
+    pub shards: Vec<ShardOut>,
+    pub has_more_shards: bool,
+    pub retention_period_hours: i64,
+    pub stream_creation_timestamp: Timestamp,
+    pub enhanced_monitoring: Vec<EnhancedMetricsOut>,
+    pub encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDescriptionSummaryOut {
+    pub stream_name: String,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+    pub stream_status: &'static str,
+    pub stream_mode_details: StreamModeDetailsOut,
+    pub retention_period_hours: i64,
+    pub stream_creation_timestamp: Timestamp,
+    pub enhanced_monitoring: Vec<EnhancedMetricsOut>,
+    pub encryption_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    pub open_shard_count: u64,
+    pub consumer_count: u64,
+    #[serde(rename = "MaxRecordSizeInKiB")]
+    pub max_record_size_in_kib: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSummaryOut {
+    pub stream_name: String,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+    pub stream_status: &'static str,
+    pub stream_mode_details: StreamModeDetailsOut,
+    pub stream_creation_timestamp: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RecordOut {
+    pub sequence_number: String,
+    pub approximate_arrival_timestamp: Timestamp,
+    pub data: Blob,
+    pub partition_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_type: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsResultEntryOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagOut {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MinimumThroughputBillingCommitmentOut {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_allowed_end_at: Option<Timestamp>,
+}
+
+/// Every operation's answer. `Empty` is an operation without output: an empty body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Empty,
+    DescribeStream {
+        #[serde(rename = "StreamDescription")]
+        stream_description: StreamDescriptionOut,
+    },
+    DescribeStreamSummary {
+        #[serde(rename = "StreamDescriptionSummary")]
+        stream_description_summary: StreamDescriptionSummaryOut,
+    },
+    ListStreams {
+        #[serde(rename = "StreamNames")]
+        stream_names: Vec<String>,
+        #[serde(rename = "HasMoreStreams")]
+        has_more_streams: bool,
+        #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
+        #[serde(rename = "StreamSummaries")]
+        stream_summaries: Vec<StreamSummaryOut>,
+    },
+    ListShards {
+        #[serde(rename = "Shards")]
+        shards: Vec<ShardOut>,
+        #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
+    },
+    PutRecord {
+        #[serde(rename = "ShardId")]
+        shard_id: String,
+        #[serde(rename = "SequenceNumber")]
+        sequence_number: String,
+        #[serde(rename = "EncryptionType")]
+        encryption_type: &'static str,
+    },
+    PutRecords {
+        #[serde(rename = "FailedRecordCount")]
+        failed_record_count: u64,
+        #[serde(rename = "Records")]
+        records: Vec<PutRecordsResultEntryOut>,
+        #[serde(rename = "EncryptionType")]
+        encryption_type: &'static str,
+    },
+    GetShardIterator {
+        #[serde(rename = "ShardIterator")]
+        shard_iterator: String,
+    },
+    GetRecords {
+        #[serde(rename = "Records")]
+        records: Vec<RecordOut>,
+        #[serde(rename = "NextShardIterator", skip_serializing_if = "Option::is_none")]
+        next_shard_iterator: Option<String>,
+        #[serde(rename = "MillisBehindLatest")]
+        millis_behind_latest: i64,
+        #[serde(rename = "ChildShards", skip_serializing_if = "Option::is_none")]
+        child_shards: Option<Vec<ChildShardOut>>,
+    },
+    ListTagsForStream {
+        #[serde(rename = "Tags")]
+        tags: Vec<TagOut>,
+        #[serde(rename = "HasMoreTags")]
+        has_more_tags: bool,
+    },
+    ListTagsForResource {
+        #[serde(rename = "Tags")]
+        tags: Vec<TagOut>,
+    },
+    DescribeLimits {
+        #[serde(rename = "ShardLimit")]
+        shard_limit: u64,
+        #[serde(rename = "OpenShardCount")]
+        open_shard_count: u64,
+        #[serde(rename = "OnDemandStreamCount")]
+        on_demand_stream_count: u64,
+        #[serde(rename = "OnDemandStreamCountLimit")]
+        on_demand_stream_count_limit: u64,
+    },
+    AccountSettings {
+        #[serde(rename = "MinimumThroughputBillingCommitment")]
+        minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentOut,
+    },
+    EnhancedMonitoring {
+        #[serde(rename = "StreamName")]
+        stream_name: String,
+        #[serde(rename = "CurrentShardLevelMetrics")]
+        current_shard_level_metrics: Vec<String>,
+        #[serde(rename = "DesiredShardLevelMetrics")]
+        desired_shard_level_metrics: Vec<String>,
+        #[serde(rename = "StreamARN")]
+        stream_arn: String,
+    },
+    GetResourcePolicy {
+        #[serde(rename = "Policy")]
+        policy: String,
+    },
+}
+
+impl Output {
+    /// The JSON body; operations without output answer an empty body, as AWS does.
+    pub fn to_json(&self) -> Vec<u8> {
+        match self {
+            Output::Empty => Vec::new(),
+            other => serde_json::to_vec(other).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_seconds_without_exponent() {
+        let json = serde_json::to_string(&Timestamp(1_701_760_153_593)).unwrap();
+        assert_eq!(json, "1701760153.593");
+        assert_eq!(serde_json::to_string(&Timestamp(1_701_760_153_000)).unwrap(), "1701760153");
+        let t: Timestamp = serde_json::from_str("1459799926.480").unwrap();
+        assert_eq!(t, Timestamp(1_459_799_926_480));
+        let ms: Timestamp = serde_json::from_str("1622282661795").unwrap();
+        assert_eq!(ms, Timestamp(1_622_282_661_795));
+    }
+
+    #[test]
+    fn blobs_are_base64_in_json() {
+        assert_eq!(serde_json::to_string(&Blob(Bytes::from_static(b"hello"))).unwrap(), "\"aGVsbG8=\"");
+        let b: Blob = serde_json::from_str("\"aGVsbG8=\"").unwrap();
+        assert_eq!(&b.0[..], b"hello");
+    }
+}
