@@ -4,3 +4,5 @@
 pub mod error;
 pub mod model;
 pub mod ops;
+pub mod ids;
+pub mod token;
