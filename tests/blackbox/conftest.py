@@ -1,0 +1,104 @@
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+import kutil
+from kutil import Server, make_client, unique_name, wait_status
+
+
+@pytest.fixture(scope="session")
+def log_dir():
+    d = Path(tempfile.mkdtemp(prefix="kinesin-blackbox-logs-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(log_dir):
+    """One shared ephemeral server with instant state transitions."""
+    srv = Server(
+        ephemeral=True,
+        args=["--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0"],
+        log_dir=log_dir,
+    )
+    srv.start()
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"session server exited with {rc} on SIGTERM:\n{srv.log_text()}"
+
+
+@pytest.fixture(scope="session")
+def kinesis(server):
+    """boto3 client: no retries and no client-side validation, so the server's errors surface."""
+    return make_client(server.endpoint)
+
+
+@pytest.fixture(scope="session")
+def raw(server):
+    return server.raw()
+
+
+@pytest.fixture
+def server_factory(log_dir, tmp_path):
+    """Start extra servers (own data dir or ephemeral); all are killed at teardown."""
+    started = []
+
+    def factory(data_dir=None, ephemeral=False, args=(), env=None, port=None, start=True):
+        if data_dir is None and not ephemeral:
+            data_dir = tmp_path / f"data-{len(started)}"
+            data_dir.mkdir(exist_ok=True)
+        srv = Server(data_dir=data_dir, ephemeral=ephemeral, args=args, env=env, port=port, log_dir=log_dir)
+        started.append(srv)
+        if start:
+            srv.start()
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.kill()
+
+
+@pytest.fixture
+def stream_name(kinesis):
+    """A unique stream name; the stream (if created) is deleted at teardown."""
+    name = unique_name("t")
+    yield name
+    _cleanup(kinesis, [name])
+
+
+@pytest.fixture
+def make_stream(kinesis):
+    """Factory: create an ACTIVE stream and return its name; deleted at teardown."""
+    names = []
+
+    def make(shards=1, name=None, wait=True, **kwargs):
+        name = name or unique_name("t")
+        params = {"StreamName": name}
+        if shards is not None:
+            params["ShardCount"] = shards
+        params.update(kwargs)
+        kinesis.create_stream(**params)
+        names.append(name)
+        if wait:
+            wait_status(kinesis, name)
+        return name
+
+    yield make
+    _cleanup(kinesis, names)
+
+
+def _cleanup(client, names):
+    for name in names:
+        try:
+            client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except ClientError:
+            pass
+        except Exception:
+            pass
+
+
+def pytest_report_header(config):
+    return f"kinesin binary: {kutil.kinesin_bin()}"
