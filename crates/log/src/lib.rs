@@ -1,1 +1,125 @@
-//! kinesin-log
+//! kinesin-log: the durable per-shard record log.
+//!
+//! One [`Log`] manages many shard logs (one per [`LogId`]) under a directory. Each shard log is
+//! a sequence of segment files of batches; one `append` is one batch with one checksum and one
+//! entry in the in-memory index. A single writer thread takes queued appends for all logs from a
+//! bounded queue, writes them, syncs every file it touched once (group commit) and only then
+//! acknowledges them and makes them visible to readers. The on-disk layout is described byte by
+//! byte in `docs/format.md` ("Shard log segments") and in [`format`]'s module comment.
+//!
+//! All file I/O goes through the [`Storage`] trait; [`SimStorage`] simulates crashes, torn
+//! writes and a full disk for tests.
+
+// The format is little-endian with fixed widths: guard against the other encodings.
+#![deny(clippy::big_endian_bytes, clippy::host_endian_bytes, clippy::dbg_macro)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod error;
+mod format;
+mod log;
+mod recovery;
+mod shard;
+mod sim;
+mod storage;
+mod writer;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use crate::error::LogError;
+pub use crate::format::{
+    BATCH_BYTES_MAX, BATCH_HEADER_LEN, BATCH_RECORDS_MAX, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_LEN,
+};
+pub use crate::log::{Log, LogStats};
+pub use crate::sim::{SimCounts, SimFault, SimOp, SimStorage};
+pub use crate::storage::{FsStorage, Storage, StorageFile};
+
+/// Default size at which a segment is closed and a new one started.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default bytes of recent batches kept in memory per log, to serve reads near the tip.
+pub const TAIL_BYTES_PER_LOG_DEFAULT: usize = 4 * 1024 * 1024;
+/// Most appends waiting for the writer (queued or being written) at once; more wait in `append`.
+pub const APPEND_QUEUE_DEPTH_MAX: usize = 4096;
+/// Most encoded bytes waiting for the writer at once; more wait in `append`.
+pub const APPEND_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most appends the writer takes into one group-commit round.
+pub const GROUP_COMMIT_APPENDS_MAX: usize = 2048;
+/// Most encoded bytes the writer takes into one group-commit round (at least one append).
+pub const GROUP_COMMIT_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Identifies one shard's log. Chosen by the caller; the log only uses it to name a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogId(pub u64);
+
+impl std::fmt::Display for LogId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordIn {
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// One record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub seq_index: u64,
+    pub arrival_ms: i64,
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// Where an append landed: record `i` of the append got `first_seq_index + i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub first_seq_index: u64,
+    pub arrival_ms: i64,
+}
+
+/// Records read, and where the next read should start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOutcome {
+    pub records: Vec<StoredRecord>,
+    pub next_seq_index: u64,
+}
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After the batch is on disk (fdatasync, plus a directory fsync for a new segment file).
+    /// Concurrent appends share one sync round.
+    Fsync,
+    /// Right after the write; the writer syncs every dirty file this often. A crash may lose the
+    /// appends of the last interval.
+    Interval(Duration),
+}
+
+/// How to run a [`Log`].
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Directory holding one subdirectory per shard log.
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// A segment that reaches this size is closed and the next batch starts a new one.
+    pub segment_bytes_max: u64,
+    /// Bytes of the newest batches each log keeps in memory for reads near the tip.
+    pub tail_bytes_per_log_max: usize,
+}
+
+impl LogConfig {
+    /// Defaults: fsync durability, 64 MiB segments, 4 MiB of in-memory tail per log.
+    pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
+        LogConfig {
+            dir: dir.into(),
+            durability: Durability::Fsync,
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+            tail_bytes_per_log_max: TAIL_BYTES_PER_LOG_DEFAULT,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+use std::io;
+use std::path::PathBuf;
+
+use crate::LogId;
+
+/// Errors of the shard log. Callers match on the variant; the message says what happened and
+/// where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// No log with this id exists (never created, or deleted).
+    #[error("log {0} not found")]
+    NotFound(LogId),
+    /// `create` was called for an id that already has a log.
+    #[error("log {0} already exists")]
+    AlreadyExists(LogId),
+    /// An I/O operation failed; `op` names it ("write", "sync", ...) and `path` the file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk do not match what was written (checksum or structure).
+    #[error("corrupt log data in {path} at offset {offset}: {why}")]
+    Corrupt { path: PathBuf, offset: u64, why: String },
+    /// A segment file written by a newer (or unknown) version of the format.
+    #[error("{path}: unsupported segment format version {version} (this build reads version {supported})")]
+    UnsupportedVersion { path: PathBuf, version: u16, supported: u16 },
+    /// The append is not acceptable (no records, too many records, too many bytes).
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    /// The log is shutting down and takes no more appends.
+    #[error("the log is shutting down")]
+    ShuttingDown,
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
+        LogError::Io { path: path.into(), op, source }
+    }
+
+    /// True when the error is an I/O error caused by a full device (ENOSPC or a quota).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, LogError::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}

@@ -1,0 +1,454 @@
+//! The on-disk layout of a shard log segment (see `docs/format.md`, "Shard log segments").
+//!
+//! ```text
+//! segment file = segment header (32 bytes) , batch*
+//!
+//! segment header, little-endian:
+//!   0  magic            [u8; 8]  b"KNSNSEG\n"
+//!   8  format_version   u16      1
+//!  10  reserved         u16      0
+//!  12  log_id           u64
+//!  20  base_seq_index   u64      = the number in the file name
+//!  28  header_crc       u32      crc32c of bytes 0..28
+//!  32  (end)
+//!
+//! batch = batch header (32 bytes) , record{record_count}
+//!   0  batch_len        u32      whole batch, header included
+//!   4  batch_crc        u32      crc32c(bytes 32..batch_len ++ bytes 0..4 ++ bytes 8..32)
+//!   8  first_seq_index  u64
+//!  16  record_count     u32      >= 1
+//!  20  arrival_ms       i64
+//!  28  reserved         u32      0
+//!  32  (end)
+//!
+//! record:
+//!   0  partition_key_len u32
+//!   4  partition_key     [u8; partition_key_len]
+//!   .  data_len          u32
+//!   .  data              [u8; data_len]
+//! ```
+//!
+//! The batch checksum covers the records first and then the header fields other than the
+//! checksum itself, so the caller's task can checksum the records before the writer thread
+//! knows the sequence index and arrival time, and the writer only checksums 28 more bytes.
+
+use bytes::Bytes;
+
+/// Every segment file starts with these bytes.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"KNSNSEG\n";
+/// The only segment format this build reads and writes.
+pub(crate) const FORMAT_VERSION: u16 = 1;
+
+// Segment header: each offset derives from the one before it.
+const SEG_MAGIC_OFFSET: usize = 0;
+const SEG_VERSION_OFFSET: usize = SEG_MAGIC_OFFSET + SEGMENT_MAGIC.len();
+const SEG_RESERVED_OFFSET: usize = SEG_VERSION_OFFSET + size_of::<u16>();
+const SEG_LOG_ID_OFFSET: usize = SEG_RESERVED_OFFSET + size_of::<u16>();
+const SEG_BASE_OFFSET: usize = SEG_LOG_ID_OFFSET + size_of::<u64>();
+const SEG_CRC_OFFSET: usize = SEG_BASE_OFFSET + size_of::<u64>();
+/// Length of the segment header in bytes.
+pub const SEGMENT_HEADER_LEN: usize = SEG_CRC_OFFSET + size_of::<u32>();
+const _: () = assert!(SEGMENT_HEADER_LEN == 32);
+
+// Batch header.
+const BATCH_LEN_OFFSET: usize = 0;
+const BATCH_CRC_OFFSET: usize = BATCH_LEN_OFFSET + size_of::<u32>();
+const BATCH_FIRST_SEQ_OFFSET: usize = BATCH_CRC_OFFSET + size_of::<u32>();
+const BATCH_COUNT_OFFSET: usize = BATCH_FIRST_SEQ_OFFSET + size_of::<u64>();
+const BATCH_ARRIVAL_OFFSET: usize = BATCH_COUNT_OFFSET + size_of::<u32>();
+const BATCH_RESERVED_OFFSET: usize = BATCH_ARRIVAL_OFFSET + size_of::<i64>();
+/// Length of the batch header in bytes.
+pub const BATCH_HEADER_LEN: usize = BATCH_RESERVED_OFFSET + size_of::<u32>();
+const _: () = assert!(BATCH_HEADER_LEN == 32);
+
+/// Per record: partition key length and data length.
+pub const RECORD_OVERHEAD_BYTES: usize = 2 * size_of::<u32>();
+
+/// Largest encoded batch (header included) one append may produce. Kinesis caps a PutRecords
+/// request at 5 MiB of payload; this leaves room for framing and for callers that batch more.
+pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Most records one append may carry (Kinesis allows 500 per PutRecords).
+pub const BATCH_RECORDS_MAX: usize = 65_536;
+
+/// Width of the sequence index in a segment file name.
+pub(crate) const SEGMENT_NAME_DIGITS: usize = 20;
+pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
+/// Width of the log id in a log directory name.
+pub(crate) const LOG_DIR_DIGITS: usize = 16;
+/// Suffix of a log directory that is being deleted.
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+
+pub(crate) fn segment_file_name(base_seq_index: u64) -> String {
+    format!("{base_seq_index:0width$}{SEGMENT_SUFFIX}", width = SEGMENT_NAME_DIGITS)
+}
+
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(crate) fn log_dir_name(id: u64) -> String {
+    format!("{id:0width$x}", width = LOG_DIR_DIGITS)
+}
+
+pub(crate) fn parse_log_dir_name(name: &str) -> Option<u64> {
+    if name.len() != LOG_DIR_DIGITS || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(name, 16).ok()
+}
+
+fn read_u16(bytes: &[u8], offset: usize) -> u16 {
+    let mut raw = [0u8; 2];
+    raw.copy_from_slice(&bytes[offset..offset + 2]);
+    u16::from_le_bytes(raw)
+}
+
+fn read_u32(bytes: &[u8], offset: usize) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&bytes[offset..offset + 4]);
+    u32::from_le_bytes(raw)
+}
+
+fn read_u64(bytes: &[u8], offset: usize) -> u64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[offset..offset + 8]);
+    u64::from_le_bytes(raw)
+}
+
+fn read_i64(bytes: &[u8], offset: usize) -> i64 {
+    let mut raw = [0u8; 8];
+    raw.copy_from_slice(&bytes[offset..offset + 8]);
+    i64::from_le_bytes(raw)
+}
+
+/// The segment header as written.
+pub(crate) fn encode_segment_header(log_id: u64, base_seq_index: u64) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut out = [0u8; SEGMENT_HEADER_LEN];
+    out[SEG_MAGIC_OFFSET..SEG_VERSION_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
+    out[SEG_VERSION_OFFSET..SEG_RESERVED_OFFSET].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[SEG_RESERVED_OFFSET..SEG_LOG_ID_OFFSET].copy_from_slice(&0u16.to_le_bytes());
+    out[SEG_LOG_ID_OFFSET..SEG_BASE_OFFSET].copy_from_slice(&log_id.to_le_bytes());
+    out[SEG_BASE_OFFSET..SEG_CRC_OFFSET].copy_from_slice(&base_seq_index.to_le_bytes());
+    let crc = crc32c::crc32c(&out[..SEG_CRC_OFFSET]);
+    out[SEG_CRC_OFFSET..SEGMENT_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(decode_segment_header(&out), Ok(SegmentHeader { log_id, base_seq_index }));
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    pub log_id: u64,
+    pub base_seq_index: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Fewer bytes than a header.
+    Short,
+    /// Magic or checksum wrong: a torn or damaged header.
+    Damaged(&'static str),
+    /// A well-formed header of a format version this build does not know.
+    UnsupportedVersion(u16),
+}
+
+pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+    if bytes.len() < SEGMENT_HEADER_LEN {
+        return Err(HeaderError::Short);
+    }
+    if bytes[SEG_MAGIC_OFFSET..SEG_VERSION_OFFSET] != SEGMENT_MAGIC {
+        return Err(HeaderError::Damaged("bad segment magic"));
+    }
+    let crc = read_u32(bytes, SEG_CRC_OFFSET);
+    if crc != crc32c::crc32c(&bytes[..SEG_CRC_OFFSET]) {
+        return Err(HeaderError::Damaged("segment header checksum mismatch"));
+    }
+    let version = read_u16(bytes, SEG_VERSION_OFFSET);
+    if version != FORMAT_VERSION {
+        return Err(HeaderError::UnsupportedVersion(version));
+    }
+    if read_u16(bytes, SEG_RESERVED_OFFSET) != 0 {
+        return Err(HeaderError::Damaged("segment header reserved field is not zero"));
+    }
+    Ok(SegmentHeader {
+        log_id: read_u64(bytes, SEG_LOG_ID_OFFSET),
+        base_seq_index: read_u64(bytes, SEG_BASE_OFFSET),
+    })
+}
+
+/// A batch encoded by the appending task, before the writer assigns its sequence index and
+/// arrival time. `buf` holds a zeroed batch header followed by the records.
+#[derive(Debug)]
+pub(crate) struct EncodedBatch {
+    pub buf: Vec<u8>,
+    pub record_count: u32,
+    /// crc32c of `buf[BATCH_HEADER_LEN..]`.
+    pub records_crc: u32,
+}
+
+/// Why a batch could not be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EncodeError {
+    Empty,
+    TooManyRecords(usize),
+    TooLarge(usize),
+}
+
+/// Encodes the records of one append (everything except the header fields the writer sets).
+pub(crate) fn encode_records<'a, I>(records: I) -> Result<EncodedBatch, EncodeError>
+where
+    I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let count = records.len();
+    if count == 0 {
+        return Err(EncodeError::Empty);
+    }
+    if count > BATCH_RECORDS_MAX {
+        return Err(EncodeError::TooManyRecords(count));
+    }
+    let mut total = BATCH_HEADER_LEN;
+    for (pk, data) in records.clone() {
+        total = total.saturating_add(RECORD_OVERHEAD_BYTES + pk.len() + data.len());
+    }
+    if total > BATCH_BYTES_MAX {
+        return Err(EncodeError::TooLarge(total));
+    }
+    let mut buf = Vec::with_capacity(total);
+    buf.resize(BATCH_HEADER_LEN, 0);
+    for (pk, data) in records {
+        // Both fit in u32: the whole batch is at most BATCH_BYTES_MAX.
+        buf.extend_from_slice(&(pk.len() as u32).to_le_bytes());
+        buf.extend_from_slice(pk);
+        buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        buf.extend_from_slice(data);
+    }
+    assert_eq!(buf.len(), total);
+    let records_crc = crc32c::crc32c(&buf[BATCH_HEADER_LEN..]);
+    Ok(EncodedBatch { buf, record_count: count as u32, records_crc })
+}
+
+/// Fills in the batch header of an encoded batch once the writer knows its place in the log.
+pub(crate) fn seal_batch(batch: &mut EncodedBatch, first_seq_index: u64, arrival_ms: i64) {
+    let len = batch.buf.len();
+    assert!(len >= BATCH_HEADER_LEN);
+    assert!(len <= BATCH_BYTES_MAX);
+    let header = &mut batch.buf[..BATCH_HEADER_LEN];
+    header[BATCH_LEN_OFFSET..BATCH_CRC_OFFSET].copy_from_slice(&(len as u32).to_le_bytes());
+    header[BATCH_FIRST_SEQ_OFFSET..BATCH_COUNT_OFFSET].copy_from_slice(&first_seq_index.to_le_bytes());
+    header[BATCH_COUNT_OFFSET..BATCH_ARRIVAL_OFFSET].copy_from_slice(&batch.record_count.to_le_bytes());
+    header[BATCH_ARRIVAL_OFFSET..BATCH_RESERVED_OFFSET].copy_from_slice(&arrival_ms.to_le_bytes());
+    header[BATCH_RESERVED_OFFSET..BATCH_HEADER_LEN].copy_from_slice(&0u32.to_le_bytes());
+    let crc = header_crc(batch.records_crc, header);
+    header[BATCH_CRC_OFFSET..BATCH_FIRST_SEQ_OFFSET].copy_from_slice(&crc.to_le_bytes());
+    // Check the batch just before it is written, as it will be checked when read back.
+    debug_assert!(check_batch(&batch.buf).is_ok());
+}
+
+fn header_crc(records_crc: u32, header: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(records_crc, &header[BATCH_LEN_OFFSET..BATCH_CRC_OFFSET]);
+    crc32c::crc32c_append(crc, &header[BATCH_FIRST_SEQ_OFFSET..BATCH_HEADER_LEN])
+}
+
+/// The fixed fields of a batch header, read without checking anything but the length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    pub batch_len: u32,
+    pub crc: u32,
+    pub first_seq_index: u64,
+    pub record_count: u32,
+    pub arrival_ms: i64,
+    pub reserved: u32,
+}
+
+pub(crate) fn peek_batch_header(bytes: &[u8]) -> Option<BatchHeader> {
+    if bytes.len() < BATCH_HEADER_LEN {
+        return None;
+    }
+    Some(BatchHeader {
+        batch_len: read_u32(bytes, BATCH_LEN_OFFSET),
+        crc: read_u32(bytes, BATCH_CRC_OFFSET),
+        first_seq_index: read_u64(bytes, BATCH_FIRST_SEQ_OFFSET),
+        record_count: read_u32(bytes, BATCH_COUNT_OFFSET),
+        arrival_ms: read_i64(bytes, BATCH_ARRIVAL_OFFSET),
+        reserved: read_u32(bytes, BATCH_RESERVED_OFFSET),
+    })
+}
+
+/// Checks the batch at the start of `bytes` (which may continue past it): length, checksum,
+/// and that the records fill the batch exactly. Returns the header.
+pub(crate) fn check_batch(bytes: &[u8]) -> Result<BatchHeader, &'static str> {
+    let header = peek_batch_header(bytes).ok_or("truncated batch header")?;
+    let len = header.batch_len as usize;
+    if len < BATCH_HEADER_LEN {
+        return Err("batch length shorter than its header");
+    }
+    if len > BATCH_BYTES_MAX {
+        return Err("batch length above the maximum");
+    }
+    if len > bytes.len() {
+        return Err("batch runs past the end of the file");
+    }
+    let batch = &bytes[..len];
+    let crc = header_crc(crc32c::crc32c(&batch[BATCH_HEADER_LEN..]), &batch[..BATCH_HEADER_LEN]);
+    if crc != header.crc {
+        return Err("batch checksum mismatch");
+    }
+    if header.reserved != 0 {
+        return Err("batch reserved field is not zero");
+    }
+    if header.record_count == 0 {
+        return Err("batch holds no records");
+    }
+    if header.record_count as usize > BATCH_RECORDS_MAX {
+        return Err("batch record count above the maximum");
+    }
+    // Walk the records once so that decoding later cannot run off the end.
+    let mut pos = BATCH_HEADER_LEN;
+    for _ in 0..header.record_count {
+        for _field in 0..2 {
+            if pos + size_of::<u32>() > len {
+                return Err("record length field past the end of the batch");
+            }
+            let field_len = read_u32(batch, pos) as usize;
+            pos += size_of::<u32>();
+            if field_len > len - pos {
+                return Err("record field past the end of the batch");
+            }
+            pos += field_len;
+        }
+    }
+    if pos != len {
+        return Err("bytes left over after the last record");
+    }
+    Ok(header)
+}
+
+/// One decoded record: partition key and data share the batch buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordView {
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// Decodes the records of a batch that passed `check_batch` (or was sealed in this process).
+/// Malformed input yields an error, never a panic.
+pub(crate) fn decode_records(batch: &Bytes) -> Result<Vec<RecordView>, &'static str> {
+    let header = peek_batch_header(batch).ok_or("truncated batch header")?;
+    let len = header.batch_len as usize;
+    if len > batch.len() || len < BATCH_HEADER_LEN {
+        return Err("batch length does not match its buffer");
+    }
+    let mut out = Vec::with_capacity(header.record_count as usize);
+    let mut pos = BATCH_HEADER_LEN;
+    let take = |pos: &mut usize| -> Result<Bytes, &'static str> {
+        if *pos + size_of::<u32>() > len {
+            return Err("record length field past the end of the batch");
+        }
+        let field_len = read_u32(batch, *pos) as usize;
+        *pos += size_of::<u32>();
+        if field_len > len - *pos {
+            return Err("record field past the end of the batch");
+        }
+        let field = batch.slice(*pos..*pos + field_len);
+        *pos += field_len;
+        Ok(field)
+    };
+    for _ in 0..header.record_count {
+        let partition_key = take(&mut pos)?;
+        let data = take(&mut pos)?;
+        out.push(RecordView { partition_key, data });
+    }
+    if pos != len {
+        return Err("bytes left over after the last record");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(records: &[(&[u8], &[u8])], first: u64, arrival: i64) -> Vec<u8> {
+        let mut batch = encode_records(records.iter().copied()).expect("encodes");
+        seal_batch(&mut batch, first, arrival);
+        batch.buf
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_detects_damage() {
+        let header = encode_segment_header(0xabcd, 42);
+        assert_eq!(decode_segment_header(&header), Ok(SegmentHeader { log_id: 0xabcd, base_seq_index: 42 }));
+        assert_eq!(decode_segment_header(&header[..31]), Err(HeaderError::Short));
+        for i in 0..SEGMENT_HEADER_LEN {
+            let mut bad = header;
+            bad[i] ^= 0x01;
+            assert!(decode_segment_header(&bad).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_reported_as_such() {
+        let mut header = encode_segment_header(1, 0);
+        header[SEG_VERSION_OFFSET..SEG_RESERVED_OFFSET].copy_from_slice(&7u16.to_le_bytes());
+        let crc = crc32c::crc32c(&header[..SEG_CRC_OFFSET]);
+        header[SEG_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_segment_header(&header), Err(HeaderError::UnsupportedVersion(7)));
+    }
+
+    #[test]
+    fn batch_round_trips() {
+        let buf = sealed(&[(b"pk1", b"hello"), (b"", b""), (b"k", &[7u8; 300])], 99, -5);
+        assert_eq!(buf.len(), BATCH_HEADER_LEN + 3 * RECORD_OVERHEAD_BYTES + 3 + 5 + 1 + 300);
+        let header = check_batch(&buf).expect("valid");
+        assert_eq!(header.first_seq_index, 99);
+        assert_eq!(header.record_count, 3);
+        assert_eq!(header.arrival_ms, -5);
+        let records = decode_records(&Bytes::from(buf)).expect("decodes");
+        assert_eq!(&records[0].partition_key[..], b"pk1");
+        assert_eq!(&records[0].data[..], b"hello");
+        assert!(records[1].partition_key.is_empty());
+        assert_eq!(records[2].data.len(), 300);
+    }
+
+    #[test]
+    fn every_flipped_bit_in_a_batch_is_detected() {
+        let buf = sealed(&[(b"pk", b"data"), (b"pk2", b"more data")], 7, 1000);
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                assert!(check_batch(&bad).is_err(), "flip of bit {bit} at byte {i} passed");
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_batch_is_detected() {
+        let buf = sealed(&[(b"pk", b"data")], 7, 1000);
+        for len in 0..buf.len() {
+            assert!(check_batch(&buf[..len]).is_err(), "truncation to {len} passed");
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        assert_eq!(encode_records(std::iter::empty::<(&[u8], &[u8])>()).unwrap_err(), EncodeError::Empty);
+        let big = vec![0u8; BATCH_BYTES_MAX];
+        assert!(matches!(encode_records([(&b"k"[..], &big[..])].into_iter()), Err(EncodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(segment_file_name(12), "00000000000000000012.seg");
+        assert_eq!(parse_segment_file_name("00000000000000000012.seg"), Some(12));
+        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_file_name("12.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000000000000001x.seg"), None);
+        assert_eq!(log_dir_name(0xfe), "00000000000000fe");
+        assert_eq!(parse_log_dir_name("00000000000000fe"), Some(0xfe));
+        assert_eq!(parse_log_dir_name("00000000000000fe.deleted"), None);
+    }
+}

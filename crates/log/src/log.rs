@@ -1,0 +1,433 @@
+//! [`Log`]: the public face of the crate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::format::{self, EncodeError, SEGMENT_HEADER_LEN};
+use crate::recovery;
+use crate::shard::{ActiveSegment, ReadState, SegmentState, Shard, WriteState};
+use crate::writer::{create_segment, AppendRequest, Stats, Writer};
+use crate::{
+    AppendOutcome, FsStorage, LogConfig, LogError, LogId, ReadOutcome, RecordIn, Storage,
+    APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_DEPTH_MAX,
+};
+
+/// Counters since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogStats {
+    pub appends_ok: u64,
+    pub appends_failed: u64,
+    pub bytes_written: u64,
+    /// Group-commit rounds the writer ran.
+    pub rounds: u64,
+    /// Rounds that synced something (one per round, however many files it synced).
+    pub sync_rounds: u64,
+    pub file_syncs: u64,
+    pub dir_syncs: u64,
+}
+
+/// All shard logs under one directory, with one writer thread for all of them.
+pub struct Log {
+    inner: Arc<Inner>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    config: LogConfig,
+    storage: Arc<dyn Storage>,
+    logs: RwLock<BTreeMap<LogId, Arc<Shard>>>,
+    /// `None` once shutting down. Appends send while holding the read lock, so after
+    /// `shutdown` takes it nothing more reaches the writer.
+    sender: RwLock<Option<mpsc::Sender<AppendRequest>>>,
+    queue_slots: Arc<Semaphore>,
+    queue_bytes: Arc<Semaphore>,
+    stats: Arc<Stats>,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+    move |source| LogError::io(op, path, source)
+}
+
+impl Log {
+    /// Opens (creating if needed) the directory and recovers every shard log in it.
+    pub fn open(config: LogConfig, storage: Arc<dyn Storage>) -> Result<Log, LogError> {
+        assert!(config.segment_bytes_max > 0, "segment_bytes_max must be positive");
+        let root = config.dir.clone();
+        storage.create_dir_all(&root).map_err(io("create directory", &root))?;
+        if let Some(parent) = root.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            storage.sync_dir(parent).map_err(io("sync directory", parent))?;
+        }
+        let mut logs = BTreeMap::new();
+        let mut names = storage.list_dir(&root).map_err(io("list", &root))?;
+        names.sort();
+        for name in names {
+            let path = root.join(&name);
+            if name.strip_suffix(format::DELETED_SUFFIX).and_then(format::parse_log_dir_name).is_some() {
+                tracing::info!(dir = %path.display(), "finishing an interrupted delete");
+                storage.remove_dir_all(&path).map_err(io("remove", &path))?;
+                storage.sync_dir(&root).map_err(io("sync directory", &root))?;
+                continue;
+            }
+            let Some(id) = format::parse_log_dir_name(&name) else {
+                tracing::warn!(path = %path.display(), "ignoring unknown entry in the log directory");
+                continue;
+            };
+            if let Some(recovered) =
+                recovery::recover_log(&storage, &root, LogId(id), &path, config.tail_bytes_per_log_max)?
+            {
+                logs.insert(LogId(id), Arc::new(recovered.shard));
+            }
+        }
+
+        let stats = Arc::new(Stats::default());
+        let (sender, receiver) = mpsc::channel();
+        let writer =
+            Writer { storage: Arc::clone(&storage), config: config.clone(), stats: Arc::clone(&stats) };
+        let handle = std::thread::Builder::new()
+            .name("kinesin-log-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(io("spawn writer thread", &root))?;
+        Ok(Log {
+            inner: Arc::new(Inner {
+                config,
+                storage,
+                logs: RwLock::new(logs),
+                sender: RwLock::new(Some(sender)),
+                queue_slots: Arc::new(Semaphore::new(APPEND_QUEUE_DEPTH_MAX)),
+                queue_bytes: Arc::new(Semaphore::new(APPEND_QUEUE_BYTES_MAX)),
+                stats,
+            }),
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Opens on the real filesystem.
+    pub fn open_default(config: LogConfig) -> Result<Log, LogError> {
+        Log::open(config, Arc::new(FsStorage))
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// Ids of all logs, ascending.
+    pub fn ids(&self) -> Vec<LogId> {
+        self.inner.logs.read().keys().copied().collect()
+    }
+
+    fn shard(&self, id: LogId) -> Result<Arc<Shard>, LogError> {
+        self.inner.logs.read().get(&id).cloned().ok_or(LogError::NotFound(id))
+    }
+
+    fn log_dir(&self, id: LogId) -> PathBuf {
+        self.inner.config.dir.join(format::log_dir_name(id.0))
+    }
+
+    /// Creates an empty log whose first record will get `first_seq_index`. Durable on return.
+    pub fn create(&self, id: LogId, first_seq_index: u64) -> Result<(), LogError> {
+        let storage = self.inner.storage.as_ref();
+        let root = &self.inner.config.dir;
+        let mut logs = self.inner.logs.write();
+        if logs.contains_key(&id) {
+            return Err(LogError::AlreadyExists(id));
+        }
+        let dir = self.log_dir(id);
+        if storage.list_dir(&dir).is_ok() {
+            // Left over from a create or delete that failed part way; it was never a log.
+            storage.remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        }
+        let path = dir.join(format::segment_file_name(first_seq_index));
+        let made = (|| {
+            storage.create_dir_all(&dir).map_err(io("create directory", &dir))?;
+            let file = create_segment(storage, &path, id, first_seq_index)?;
+            file.sync_data().map_err(io("sync", &path))?;
+            storage.sync_dir(&dir).map_err(io("sync directory", &dir))?;
+            storage.sync_dir(root).map_err(io("sync directory", root))?;
+            Ok::<_, LogError>(file)
+        })();
+        let file = match made {
+            Ok(file) => file,
+            Err(error) => {
+                if let Err(cleanup) = storage.remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %cleanup, "could not clean up after a failed create");
+                }
+                return Err(error);
+            }
+        };
+        let header_len = SEGMENT_HEADER_LEN as u64;
+        let shard = Shard {
+            id,
+            dir,
+            write: Mutex::new(WriteState {
+                deleted: false,
+                active: ActiveSegment {
+                    base: first_seq_index,
+                    path: path.clone(),
+                    file: Arc::clone(&file),
+                    written_len: header_len,
+                    synced_len: header_len,
+                },
+                next_seq: first_seq_index,
+                last_arrival_ms: None,
+                needs_roll: false,
+                dir_sync_pending: false,
+                truncate_pending: false,
+                unpublished: 0,
+            }),
+            read: RwLock::new(ReadState {
+                segments: vec![SegmentState {
+                    base: first_seq_index,
+                    path,
+                    file,
+                    batches: Vec::new(),
+                    len_bytes: header_len,
+                }],
+                tip: first_seq_index,
+                newest_arrival_ms: None,
+                tail: Default::default(),
+                tail_bytes: 0,
+            }),
+        };
+        logs.insert(id, Arc::new(shard));
+        Ok(())
+    }
+
+    /// Appends the records as one batch. Resolves once the batch is acknowledged: durable under
+    /// `Durability::Fsync`, written under `Durability::Interval`. Waits while the writer's queue
+    /// is full.
+    pub async fn append(
+        &self,
+        id: LogId,
+        now_ms: i64,
+        records: Vec<RecordIn>,
+    ) -> Result<AppendOutcome, LogError> {
+        let batch = format::encode_records(records.iter().map(|r| (&r.partition_key[..], &r.data[..])))
+            .map_err(|error| match error {
+                EncodeError::Empty => LogError::InvalidAppend("no records".into()),
+                EncodeError::TooManyRecords(n) => LogError::InvalidAppend(format!(
+                    "{n} records, at most {} allowed",
+                    format::BATCH_RECORDS_MAX
+                )),
+                EncodeError::TooLarge(n) => LogError::InvalidAppend(format!(
+                    "{n} bytes encoded, at most {} allowed",
+                    format::BATCH_BYTES_MAX
+                )),
+            })?;
+        drop(records);
+        let shard = self.shard(id)?;
+        let slot =
+            Arc::clone(&self.inner.queue_slots).acquire_owned().await.map_err(|_| LogError::ShuttingDown)?;
+        // BATCH_BYTES_MAX < APPEND_QUEUE_BYTES_MAX < u32::MAX, so one batch always fits.
+        let bytes = Arc::clone(&self.inner.queue_bytes)
+            .acquire_many_owned(batch.buf.len() as u32)
+            .await
+            .map_err(|_| LogError::ShuttingDown)?;
+        let (reply, answer) = oneshot::channel();
+        {
+            let sender = self.inner.sender.read();
+            let sender = sender.as_ref().ok_or(LogError::ShuttingDown)?;
+            sender
+                .send(AppendRequest { shard, now_ms, batch, reply, permits: (slot, bytes) })
+                .map_err(|_| LogError::ShuttingDown)?;
+        }
+        answer.await.map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Reads records with `seq_index >= from_seq_index` (from `first()` if below it), in order,
+    /// at most `max_records`, stopping before a record that would take the partition key and
+    /// data bytes past `max_bytes`, but with at least one record if any is available (and
+    /// `max_records > 0`).
+    pub fn read(
+        &self,
+        id: LogId,
+        from_seq_index: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadOutcome, LogError> {
+        let shard = self.shard(id)?;
+        let plan = shard.read.read().plan_read(from_seq_index, max_records, max_bytes);
+        plan.execute(max_records, max_bytes)
+    }
+
+    /// First sequence index whose arrival time is at or after `arrival_ms`; the tip if none.
+    pub fn seek_time(&self, id: LogId, arrival_ms: i64) -> Result<u64, LogError> {
+        Ok(self.shard(id)?.read.read().seek_time(arrival_ms))
+    }
+
+    /// The sequence index the next appended record will get.
+    pub fn tip(&self, id: LogId) -> Result<u64, LogError> {
+        Ok(self.shard(id)?.read.read().tip)
+    }
+
+    /// The oldest stored sequence index (the tip if the log is empty).
+    pub fn first(&self, id: LogId) -> Result<u64, LogError> {
+        Ok(self.shard(id)?.read.read().first())
+    }
+
+    /// Arrival time of the newest stored record.
+    pub fn newest_arrival_ms(&self, id: LogId) -> Result<Option<i64>, LogError> {
+        Ok(self.shard(id)?.read.read().newest_arrival_ms)
+    }
+
+    /// Removes whole segments whose newest record arrived before `arrival_ms`, oldest first.
+    /// The segment being written is closed and removed too if all of it is older (the log then
+    /// continues in a new empty segment). Returns the bytes freed.
+    pub fn trim_before(&self, id: LogId, arrival_ms: i64) -> Result<u64, LogError> {
+        let shard = self.shard(id)?;
+        let storage = self.inner.storage.as_ref();
+        let mut state = shard.write.lock();
+        if state.deleted {
+            return Err(LogError::NotFound(id));
+        }
+        let (drop_count, roll) = {
+            let read = shard.read.read();
+            let older = |segment: &SegmentState| {
+                segment.batches.last().is_none_or(|batch| batch.arrival_ms < arrival_ms)
+            };
+            let last = read.segments.len() - 1;
+            let drop_count = read.segments[..last].iter().take_while(|segment| older(segment)).count();
+            let active = &read.segments[last];
+            let roll = drop_count == last
+                && !active.batches.is_empty()
+                && older(active)
+                && state.unpublished == 0
+                && !state.truncate_pending;
+            (drop_count, roll)
+        };
+        if drop_count == 0 && !roll {
+            return Ok(0);
+        }
+        if roll {
+            self.trim_roll(&shard, &mut state)?;
+        }
+        let removed: Vec<SegmentState> = {
+            let mut read = shard.read.write();
+            let count = if roll { drop_count + 1 } else { drop_count };
+            let removed: Vec<SegmentState> = read.segments.drain(..count).collect();
+            let first = read.first();
+            read.trim_tail(first);
+            if read.segments.iter().all(|segment| segment.batches.is_empty()) {
+                read.newest_arrival_ms = None;
+            }
+            removed
+        };
+        drop(state);
+        let mut freed = 0;
+        for segment in &removed {
+            storage.remove_file(&segment.path).map_err(io("remove", &segment.path))?;
+            freed += segment.len_bytes;
+        }
+        storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir))?;
+        tracing::debug!(log = %id, segments = removed.len(), freed, "trimmed");
+        Ok(freed)
+    }
+
+    /// Closes the active segment (syncing it) and starts an empty one at the tip, durably.
+    fn trim_roll(&self, shard: &Shard, state: &mut WriteState) -> Result<(), LogError> {
+        let storage = self.inner.storage.as_ref();
+        if state.active.written_len > state.active.synced_len {
+            state.active.file.sync_data().map_err(io("sync", &state.active.path))?;
+            state.active.synced_len = state.active.written_len;
+        }
+        let base = state.next_seq;
+        assert!(base > state.active.base, "the active segment holds batches");
+        let path = shard.dir.join(format::segment_file_name(base));
+        let file = create_segment(storage, &path, shard.id, base)?;
+        file.sync_data().map_err(io("sync", &path))?;
+        storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir))?;
+        let header_len = SEGMENT_HEADER_LEN as u64;
+        state.active = ActiveSegment {
+            base,
+            path: path.clone(),
+            file: Arc::clone(&file),
+            written_len: header_len,
+            synced_len: header_len,
+        };
+        state.needs_roll = false;
+        state.dir_sync_pending = false;
+        shard.read.write().segments.push(SegmentState {
+            base,
+            path,
+            file,
+            batches: Vec::new(),
+            len_bytes: header_len,
+        });
+        Ok(())
+    }
+
+    /// Removes the log and its files. Appends still queued for it fail with `NotFound`.
+    pub fn delete(&self, id: LogId) -> Result<(), LogError> {
+        let storage = self.inner.storage.as_ref();
+        let root = &self.inner.config.dir;
+        let mut logs = self.inner.logs.write();
+        let shard = logs.remove(&id).ok_or(LogError::NotFound(id))?;
+        shard.write.lock().deleted = true;
+        // Rename first so that a crash leaves either the whole log or a tombstone that `open`
+        // finishes removing.
+        let tombstone = root.join(format!("{}{}", format::log_dir_name(id.0), format::DELETED_SUFFIX));
+        if storage.list_dir(&tombstone).is_ok() {
+            storage.remove_dir_all(&tombstone).map_err(io("remove", &tombstone))?;
+        }
+        storage.rename(&shard.dir, &tombstone).map_err(io("rename", &shard.dir))?;
+        storage.sync_dir(root).map_err(io("sync directory", root))?;
+        storage.remove_dir_all(&tombstone).map_err(io("remove", &tombstone))?;
+        storage.sync_dir(root).map_err(io("sync directory", root))?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let stats = &self.inner.stats;
+        LogStats {
+            appends_ok: stats.appends_ok.load(Ordering::Relaxed),
+            appends_failed: stats.appends_failed.load(Ordering::Relaxed),
+            bytes_written: stats.bytes_written.load(Ordering::Relaxed),
+            rounds: stats.rounds.load(Ordering::Relaxed),
+            sync_rounds: stats.sync_rounds.load(Ordering::Relaxed),
+            file_syncs: stats.file_syncs.load(Ordering::Relaxed),
+            dir_syncs: stats.dir_syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops taking appends, lets the writer finish (and sync) everything queued, and waits for
+    /// it. Reads keep working. Blocks the calling thread; from async code prefer `close`.
+    pub fn shutdown(&self) {
+        drop(self.inner.sender.write().take());
+        self.inner.queue_slots.close();
+        self.inner.queue_bytes.close();
+        if let Some(handle) = self.writer.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!("the log writer thread panicked");
+            }
+        }
+    }
+
+    /// `shutdown` without blocking the async runtime.
+    pub async fn close(self) {
+        let log = self;
+        if let Err(error) = tokio::task::spawn_blocking(move || log.shutdown()).await {
+            tracing::error!(%error, "log shutdown task failed");
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.inner.config.dir)
+            .field("logs", &self.inner.logs.read().len())
+            .finish()
+    }
+}

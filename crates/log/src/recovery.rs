@@ -1,0 +1,346 @@
+//! Opening a shard log: scan every segment, check every header and batch checksum, cut a torn
+//! tail, report damage, and rebuild the sparse index and the in-memory tail.
+//!
+//! What a crash can leave, given how the writer works (it syncs a segment before starting the
+//! next, and only ever appends to the last one):
+//! - the last segment ends in a partial batch, or in bytes that are not a batch → cut it off;
+//! - the last segment is shorter than its header (crash while creating it) → rewrite the header;
+//! - a log directory without any segment (crash while creating the log) → remove it.
+//!
+//! Anything else that fails a check is damage (a flipped bit): it is logged with file and
+//! offset, and the damaged batch and everything after it in that segment is not served. Later
+//! segments are served as usual. If the damage is in the last segment, the log continues in a
+//! new segment after the highest sequence index found in the damaged one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN};
+use crate::shard::{ActiveSegment, BatchEntry, MemBatch, ReadState, SegmentState, Shard, WriteState};
+use crate::{LogError, LogId, Storage, StorageFile};
+
+/// What scanning one segment's bytes found.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub batches: Vec<BatchEntry>,
+    /// Offset and reason of the first batch that failed a check.
+    pub damage: Option<(u64, &'static str)>,
+    /// End sequence index of the valid batches found after the damage (they are not served,
+    /// but their indexes must never be handed out again).
+    pub end_seq_after_damage: Option<u64>,
+}
+
+/// Checks the batches in `bytes` (a whole segment file) starting after the header.
+pub(crate) fn scan_segment(bytes: &[u8], base_seq: u64) -> Scan {
+    let mut scan = Scan::default();
+    if bytes.len() < SEGMENT_HEADER_LEN {
+        return scan;
+    }
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut expected_seq = base_seq;
+    let mut newest_arrival = i64::MIN;
+    while offset < bytes.len() {
+        let checked = format::check_batch(&bytes[offset..]).and_then(|header| {
+            if header.first_seq_index != expected_seq {
+                Err("batch does not start at the next sequence index")
+            } else if header.arrival_ms < newest_arrival {
+                Err("batch arrival time goes backwards")
+            } else {
+                Ok(header)
+            }
+        });
+        match checked {
+            Ok(header) => {
+                scan.batches.push(BatchEntry {
+                    offset: offset as u64,
+                    len: header.batch_len,
+                    first_seq: header.first_seq_index,
+                    count: header.record_count,
+                    arrival_ms: header.arrival_ms,
+                });
+                expected_seq += u64::from(header.record_count);
+                newest_arrival = header.arrival_ms;
+                offset += header.batch_len as usize;
+            }
+            Err(why) => {
+                scan.damage = Some((offset as u64, why));
+                scan.end_seq_after_damage = scan_after_damage(bytes, offset, expected_seq);
+                break;
+            }
+        }
+    }
+    scan
+}
+
+/// Looks past a damaged batch for valid batches with higher sequence indexes (then the damage
+/// is in the middle, not a torn tail) and returns where their sequence indexes end.
+fn scan_after_damage(bytes: &[u8], damaged_at: usize, expected_seq: u64) -> Option<u64> {
+    let mut end_seq = None;
+    let mut offset = damaged_at + 1;
+    while offset + format::BATCH_HEADER_LEN <= bytes.len() {
+        let plausible = format::peek_batch_header(&bytes[offset..]).is_some_and(|header| {
+            header.first_seq_index >= expected_seq
+                && header.record_count > 0
+                && header.reserved == 0
+                && header.batch_len as usize >= format::BATCH_HEADER_LEN
+                && header.batch_len as usize <= bytes.len() - offset
+        });
+        if plausible {
+            if let Ok(header) = format::check_batch(&bytes[offset..]) {
+                let end = header.first_seq_index + u64::from(header.record_count);
+                end_seq = Some(end_seq.map_or(end, |seen: u64| seen.max(end)));
+                offset += header.batch_len as usize;
+                continue;
+            }
+        }
+        offset += 1;
+    }
+    end_seq
+}
+
+pub(crate) struct Recovered {
+    pub shard: Shard,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+    move |source| LogError::io(op, path, source)
+}
+
+/// Opens the log in `dir`. Returns `None` if the directory holds no segment (an unfinished
+/// create), after removing it.
+pub(crate) fn recover_log(
+    storage: &Arc<dyn Storage>,
+    root: &Path,
+    id: LogId,
+    dir: &Path,
+    tail_bytes_max: usize,
+) -> Result<Option<Recovered>, LogError> {
+    let mut bases: Vec<(u64, String)> = Vec::new();
+    for name in storage.list_dir(dir).map_err(io("list", dir))? {
+        match format::parse_segment_file_name(&name) {
+            Some(base) => bases.push((base, name)),
+            None => {
+                tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in log directory")
+            }
+        }
+    }
+    bases.sort();
+    if bases.is_empty() {
+        tracing::warn!(dir = %dir.display(), "log directory holds no segment (unfinished create); removing it");
+        storage.remove_dir_all(dir).map_err(io("remove", dir))?;
+        storage.sync_dir(root).map_err(io("sync", root))?;
+        return Ok(None);
+    }
+
+    let mut segments: Vec<SegmentState> = Vec::with_capacity(bases.len());
+    let mut tip = 0u64;
+    let mut newest_arrival_ms = None;
+    let mut needs_roll = false;
+    let mut last_bytes: Vec<u8> = Vec::new();
+    let last_index = bases.len() - 1;
+    for (index, (base, name)) in bases.iter().enumerate() {
+        let base = *base;
+        let path = dir.join(name);
+        let is_last = index == last_index;
+        if index > 0 && base < tip {
+            return Err(LogError::Corrupt {
+                path,
+                offset: 0,
+                why: format!(
+                    "segment starts at sequence index {base}, before the end {tip} of the previous segment"
+                ),
+            });
+        }
+        let file = storage.open_file(&path).map_err(io("open", &path))?;
+        let len = file.len_bytes().map_err(io("stat", &path))?;
+        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        file.read_exact_at(&mut bytes, 0).map_err(io("read", &path))?;
+
+        let header_damage = match format::decode_segment_header(&bytes) {
+            Ok(header) if header.log_id != id.0 || header.base_seq_index != base => {
+                return Err(LogError::Corrupt {
+                    path,
+                    offset: 0,
+                    why: format!(
+                        "header names log {:016x} from sequence index {}, but the file belongs to log {id} from {base}",
+                        header.log_id, header.base_seq_index
+                    ),
+                });
+            }
+            Ok(_) => None,
+            Err(HeaderError::UnsupportedVersion(version)) => {
+                return Err(LogError::UnsupportedVersion {
+                    path,
+                    version,
+                    supported: format::FORMAT_VERSION,
+                });
+            }
+            Err(HeaderError::Short) => Some("segment shorter than its header"),
+            Err(HeaderError::Damaged(why)) => Some(why),
+        };
+        let mut scan = scan_segment(&bytes, base);
+        let found_batches = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
+
+        if let Some(why) = header_damage {
+            if is_last && !found_batches {
+                // A crash while creating this segment: nothing in it was ever acknowledged.
+                tracing::warn!(file = %path.display(), why, "rewriting the torn header of the last segment");
+                rewrite_header(&file, &path, id, base)?;
+                bytes.truncate(0);
+                bytes.extend_from_slice(&format::encode_segment_header(id.0, base));
+                scan = Scan::default();
+            } else {
+                tracing::warn!(
+                    file = %path.display(), offset = 0, why,
+                    "damaged segment header; serving the batches that pass their own checks"
+                );
+                needs_roll |= is_last;
+            }
+        }
+
+        if let Some((offset, why)) = scan.damage {
+            if is_last && scan.end_seq_after_damage.is_none() {
+                tracing::warn!(file = %path.display(), offset, why, "cutting off a torn tail");
+                file.set_len(offset).map_err(io("truncate", &path))?;
+                file.sync_data().map_err(io("sync", &path))?;
+                bytes.truncate(offset as usize);
+            } else {
+                tracing::warn!(
+                    file = %path.display(), offset, why,
+                    "damaged batch; it and the rest of this segment are not served"
+                );
+                needs_roll |= is_last;
+            }
+        }
+
+        tip = tip.max(base);
+        if let Some(last) = scan.batches.last() {
+            tip = tip.max(last.end_seq());
+            newest_arrival_ms = Some(last.arrival_ms);
+        }
+        if let Some(end) = scan.end_seq_after_damage {
+            tip = tip.max(end);
+        }
+        segments.push(SegmentState {
+            base,
+            path,
+            file,
+            batches: scan.batches,
+            len_bytes: bytes.len() as u64,
+        });
+        if is_last {
+            last_bytes = bytes;
+        }
+    }
+
+    // Warm the in-memory tail with the newest batches of the last segment.
+    let mut read = ReadState { segments, tip, newest_arrival_ms, tail: Default::default(), tail_bytes: 0 };
+    let Some(last) = read.segments.last() else {
+        return Err(LogError::Corrupt { path: dir.to_path_buf(), offset: 0, why: "no segment".into() });
+    };
+    let active = ActiveSegment {
+        base: last.base,
+        path: last.path.clone(),
+        file: Arc::clone(&last.file),
+        written_len: last_bytes.len() as u64,
+        synced_len: last_bytes.len() as u64,
+    };
+    let mut warm = Vec::new();
+    let mut warm_bytes = 0usize;
+    for batch in last.batches.iter().rev() {
+        if warm_bytes + batch.len as usize > tail_bytes_max {
+            break;
+        }
+        warm_bytes += batch.len as usize;
+        let start = batch.offset as usize;
+        let buf = Bytes::copy_from_slice(&last_bytes[start..start + batch.len as usize]);
+        warm.push(MemBatch { first_seq: batch.first_seq, buf });
+    }
+    for batch in warm.into_iter().rev() {
+        read.push_tail(batch, tail_bytes_max);
+    }
+
+    let write = WriteState {
+        deleted: false,
+        active,
+        next_seq: tip,
+        last_arrival_ms: read.newest_arrival_ms,
+        needs_roll,
+        dir_sync_pending: false,
+        truncate_pending: false,
+        unpublished: 0,
+    };
+    Ok(Some(Recovered {
+        shard: Shard { id, dir: dir.to_path_buf(), write: Mutex::new(write), read: RwLock::new(read) },
+    }))
+}
+
+fn rewrite_header(file: &Arc<dyn StorageFile>, path: &Path, id: LogId, base: u64) -> Result<(), LogError> {
+    file.set_len(0).map_err(io("truncate", path))?;
+    file.write_all_at(&format::encode_segment_header(id.0, base), 0).map_err(io("write", path))?;
+    file.sync_data().map_err(io("sync", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: u64, n: usize, arrival: i64) -> Vec<u8> {
+        let records: Vec<(Vec<u8>, Vec<u8>)> =
+            (0..n).map(|i| (b"pk".to_vec(), vec![i as u8; 10 + i])).collect();
+        let mut encoded =
+            format::encode_records(records.iter().map(|(k, d)| (&k[..], &d[..]))).expect("encodes");
+        format::seal_batch(&mut encoded, first, arrival);
+        encoded.buf
+    }
+
+    fn segment(base: u64, batches: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format::encode_segment_header(1, base).to_vec();
+        for b in batches {
+            out.extend_from_slice(b);
+        }
+        out
+    }
+
+    #[test]
+    fn clean_segment_scans_fully() {
+        let bytes = segment(5, &[batch(5, 2, 10), batch(7, 3, 10), batch(10, 1, 11)]);
+        let scan = scan_segment(&bytes, 5);
+        assert_eq!(scan.batches.len(), 3);
+        assert!(scan.damage.is_none());
+        assert_eq!(scan.batches[2].end_seq(), 11);
+    }
+
+    #[test]
+    fn torn_tail_is_damage_with_nothing_after() {
+        let full = segment(0, &[batch(0, 2, 1), batch(2, 2, 1)]);
+        let cut = full.len() - 5;
+        let scan = scan_segment(&full[..cut], 0);
+        assert_eq!(scan.batches.len(), 1);
+        assert!(scan.damage.is_some());
+        assert_eq!(scan.end_seq_after_damage, None);
+    }
+
+    #[test]
+    fn flipped_length_in_the_middle_is_found_by_resync() {
+        let b0 = batch(0, 2, 1);
+        let mut bytes = segment(0, &[b0.clone(), batch(2, 2, 1), batch(4, 1, 2)]);
+        // Damage the second batch's length field.
+        bytes[SEGMENT_HEADER_LEN + b0.len()] ^= 0x40;
+        let scan = scan_segment(&bytes, 0);
+        assert_eq!(scan.batches.len(), 1);
+        assert_eq!(scan.damage.map(|(offset, _)| offset), Some((SEGMENT_HEADER_LEN + b0.len()) as u64));
+        assert_eq!(scan.end_seq_after_damage, Some(5));
+    }
+
+    #[test]
+    fn wrong_sequence_index_is_damage() {
+        let bytes = segment(0, &[batch(0, 2, 1), batch(3, 2, 1)]);
+        let scan = scan_segment(&bytes, 0);
+        assert_eq!(scan.batches.len(), 1);
+        assert!(scan.damage.is_some());
+    }
+}

@@ -1,0 +1,432 @@
+//! The writer thread: one for all logs. It takes every queued append (up to the round limits),
+//! writes each to its log's active segment, then syncs each touched file and directory once
+//! (group commit), and only then publishes the batches to readers and acknowledges them.
+//!
+//! Invariants:
+//! - A segment is synced before the next one is started, so after a crash only the last segment
+//!   of a log can end in unacknowledged bytes, and sequence indexes never have gaps.
+//! - A failed write or sync is undone by truncating the active segment back to its last durable
+//!   length; until that truncation is durable (`truncate_pending`) nothing else is written.
+//! - Under `Durability::Fsync`, a batch is visible to readers only after its sync succeeded.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use crate::format::{self, EncodedBatch, SEGMENT_HEADER_LEN};
+use crate::shard::{ActiveSegment, BatchEntry, SegmentState, Shard, WriteState};
+use crate::storage::copy_io_error;
+use crate::{
+    AppendOutcome, Durability, LogConfig, LogError, LogId, Storage, StorageFile, GROUP_COMMIT_APPENDS_MAX,
+    GROUP_COMMIT_BYTES_MAX,
+};
+
+pub(crate) struct AppendRequest {
+    pub shard: Arc<Shard>,
+    pub now_ms: i64,
+    pub batch: EncodedBatch,
+    pub reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+    /// Queue slots, released when the request is answered.
+    pub permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+/// Counters shared with [`crate::Log::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub appends_ok: AtomicU64,
+    pub appends_failed: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub rounds: AtomicU64,
+    pub sync_rounds: AtomicU64,
+    pub file_syncs: AtomicU64,
+    pub dir_syncs: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub storage: Arc<dyn Storage>,
+    pub config: LogConfig,
+    pub stats: Arc<Stats>,
+}
+
+/// A batch written in this round, waiting for its sync.
+struct Written {
+    reply: oneshot::Sender<Result<AppendOutcome, LogError>>,
+    segment_base: u64,
+    entry: BatchEntry,
+    buf: Bytes,
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+/// Why a log's pending batches failed.
+struct Failure {
+    op: &'static str,
+    path: std::path::PathBuf,
+    source: io::Error,
+}
+
+impl Failure {
+    fn error(&self) -> LogError {
+        LogError::io(self.op, self.path.clone(), copy_io_error(&self.source))
+    }
+}
+
+impl Writer {
+    pub fn run(self, rx: mpsc::Receiver<AppendRequest>) {
+        let interval = match self.config.durability {
+            Durability::Fsync => None,
+            Durability::Interval(every) => Some(every.max(Duration::from_millis(1))),
+        };
+        let mut dirty: HashMap<LogId, Arc<Shard>> = HashMap::new();
+        let mut next_sync = interval.map(|every| Instant::now() + every);
+        loop {
+            let first = match (interval, next_sync) {
+                (Some(every), Some(deadline)) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        self.sync_dirty(&mut dirty);
+                        next_sync = Some(now + every);
+                        continue;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(request) => request,
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match rx.recv() {
+                    Ok(request) => request,
+                    Err(mpsc::RecvError) => break,
+                },
+            };
+            let mut round_bytes = first.batch.buf.len();
+            let mut round = vec![first];
+            while round.len() < GROUP_COMMIT_APPENDS_MAX && round_bytes < GROUP_COMMIT_BYTES_MAX {
+                match rx.try_recv() {
+                    Ok(request) => {
+                        round_bytes += request.batch.buf.len();
+                        round.push(request);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.run_round(round, &mut dirty);
+        }
+        // All senders are gone and the queue is drained: make everything durable and stop.
+        self.sync_dirty(&mut dirty);
+    }
+
+    fn run_round(&self, round: Vec<AppendRequest>, dirty: &mut HashMap<LogId, Arc<Shard>>) {
+        self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        let fsync = matches!(self.config.durability, Durability::Fsync);
+        // Logs touched in this round, in first-touch order, with their unsynced batches.
+        let mut touched: Vec<(Arc<Shard>, Vec<Written>)> = Vec::new();
+        let mut slot: HashMap<LogId, usize> = HashMap::new();
+        for request in round {
+            let shard = Arc::clone(&request.shard);
+            let index = *slot.entry(shard.id).or_insert_with(|| {
+                touched.push((Arc::clone(&shard), Vec::new()));
+                touched.len() - 1
+            });
+            let pending = &mut touched[index].1;
+            let mut state = shard.write.lock();
+            match self.write_one(&shard, &mut state, request, pending) {
+                Ok(written) if fsync => {
+                    state.unpublished += 1;
+                    pending.push(written);
+                }
+                Ok(written) => {
+                    // Interval durability: acknowledged and visible once written.
+                    dirty.insert(shard.id, Arc::clone(&shard));
+                    self.publish(&shard, vec![written]);
+                }
+                Err((request_reply, error)) => {
+                    self.stats.appends_failed.fetch_add(1, Ordering::Relaxed);
+                    let _ = request_reply.send(Err(error));
+                }
+            }
+        }
+        if !fsync {
+            return;
+        }
+        let mut synced_any = false;
+        for (shard, pending) in touched {
+            if pending.is_empty() {
+                continue;
+            }
+            synced_any = true;
+            let mut state = shard.write.lock();
+            state.unpublished = state.unpublished.saturating_sub(pending.len());
+            if state.deleted {
+                self.fail(pending, || LogError::NotFound(shard.id));
+                continue;
+            }
+            // Publish while still holding the write lock, so trimming cannot remove the
+            // segment between the sync and the publication.
+            match self.sync_active(&shard, &mut state) {
+                Ok(()) => self.publish(&shard, pending),
+                Err(failure) => {
+                    tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "sync failed; failing the appends of this round");
+                    // Batches in earlier segments were synced when the segment was closed.
+                    let active_base = state.active.base;
+                    let (lost, kept): (Vec<_>, Vec<_>) =
+                        pending.into_iter().partition(|w| w.segment_base == active_base);
+                    self.truncate_back(&mut state, &lost);
+                    self.fail(lost, || failure.error());
+                    self.publish(&shard, kept);
+                }
+            }
+        }
+        if synced_any {
+            self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes one batch. On error returns the reply channel with the error.
+    #[allow(clippy::result_large_err)]
+    fn write_one(
+        &self,
+        shard: &Shard,
+        state: &mut WriteState,
+        request: AppendRequest,
+        pending: &mut Vec<Written>,
+    ) -> Result<Written, (oneshot::Sender<Result<AppendOutcome, LogError>>, LogError)> {
+        let AppendRequest { now_ms, mut batch, reply, permits, .. } = request;
+        if state.deleted {
+            return Err((reply, LogError::NotFound(shard.id)));
+        }
+        if state.truncate_pending {
+            if let Err(error) = self.redo_truncate(state) {
+                return Err((reply, error));
+            }
+        }
+        let full = state.active.written_len >= self.config.segment_bytes_max
+            && state.active.written_len > SEGMENT_HEADER_LEN as u64;
+        if state.needs_roll || full {
+            if let Err(failure) = self.roll(shard, state, pending) {
+                return Err((reply, failure));
+            }
+        }
+
+        let first_seq = state.next_seq;
+        let arrival_ms = state.last_arrival_ms.map_or(now_ms, |last| last.max(now_ms));
+        format::seal_batch(&mut batch, first_seq, arrival_ms);
+        let offset = state.active.written_len;
+        let len = batch.buf.len() as u64;
+        if let Err(source) = state.active.file.write_all_at(&batch.buf, offset) {
+            tracing::error!(file = %state.active.path.display(), offset, error = %source, "write failed; undoing it");
+            let error = LogError::io("write", state.active.path.clone(), source);
+            // Undo the partial write; the durable bytes are untouched.
+            if let Err(truncate_error) = state.active.file.set_len(offset) {
+                tracing::error!(file = %state.active.path.display(), error = %truncate_error, "could not undo a failed write");
+                state.truncate_pending = true;
+            }
+            return Err((reply, error));
+        }
+        self.stats.bytes_written.fetch_add(len, Ordering::Relaxed);
+        state.active.written_len += len;
+        state.next_seq += u64::from(batch.record_count);
+        state.last_arrival_ms = Some(arrival_ms);
+        Ok(Written {
+            reply,
+            segment_base: state.active.base,
+            entry: BatchEntry { offset, len: len as u32, first_seq, count: batch.record_count, arrival_ms },
+            buf: Bytes::from(batch.buf),
+            _permits: permits,
+        })
+    }
+
+    /// Closes the active segment (after syncing it) and starts a new one at `next_seq`.
+    fn roll(
+        &self,
+        shard: &Shard,
+        state: &mut WriteState,
+        pending: &mut Vec<Written>,
+    ) -> Result<(), LogError> {
+        let fsync = matches!(self.config.durability, Durability::Fsync);
+        if state.active.written_len > state.active.synced_len || state.dir_sync_pending {
+            if let Err(failure) = self.sync_active(shard, state) {
+                let error = failure.error();
+                if fsync {
+                    // The round's batches in this segment are not durable: fail them and undo.
+                    // (Batches in segments closed earlier in this round stay: they are durable.)
+                    let active_base = state.active.base;
+                    let (lost, kept): (Vec<_>, Vec<_>) =
+                        std::mem::take(pending).into_iter().partition(|w| w.segment_base == active_base);
+                    *pending = kept;
+                    state.unpublished = state.unpublished.saturating_sub(lost.len());
+                    self.truncate_back(state, &lost);
+                    self.fail(lost, || failure.error());
+                }
+                return Err(error);
+            }
+        }
+        // The round's earlier batches of this log are durable now; they are published with the
+        // rest of the round.
+        let base = state.next_seq;
+        if base == state.active.base {
+            return Err(LogError::Corrupt {
+                path: state.active.path.clone(),
+                offset: 0,
+                why: "cannot start a new segment: the active segment starts at the same sequence index"
+                    .into(),
+            });
+        }
+        let path = shard.dir.join(format::segment_file_name(base));
+        let file = create_segment(self.storage.as_ref(), &path, shard.id, base)?;
+        tracing::debug!(file = %path.display(), "started a new segment");
+        state.active = ActiveSegment {
+            base,
+            path: path.clone(),
+            file: Arc::clone(&file),
+            written_len: SEGMENT_HEADER_LEN as u64,
+            synced_len: 0,
+        };
+        state.needs_roll = false;
+        state.dir_sync_pending = true;
+        shard.read.write().segments.push(SegmentState {
+            base,
+            path,
+            file,
+            batches: Vec::new(),
+            len_bytes: SEGMENT_HEADER_LEN as u64,
+        });
+        Ok(())
+    }
+
+    /// Syncs the active segment's data and, if it is new, the log directory.
+    fn sync_active(&self, shard: &Shard, state: &mut WriteState) -> Result<(), Failure> {
+        if state.active.written_len > state.active.synced_len {
+            state.active.file.sync_data().map_err(|source| Failure {
+                op: "sync",
+                path: state.active.path.clone(),
+                source,
+            })?;
+            self.stats.file_syncs.fetch_add(1, Ordering::Relaxed);
+            state.active.synced_len = state.active.written_len;
+        }
+        if state.dir_sync_pending {
+            self.storage.sync_dir(&shard.dir).map_err(|source| Failure {
+                op: "sync directory",
+                path: shard.dir.clone(),
+                source,
+            })?;
+            self.stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
+            state.dir_sync_pending = false;
+        }
+        Ok(())
+    }
+
+    /// After a failed sync: cut the active segment back to before the first lost batch and hand
+    /// its sequence indexes out again. The cut must be durable before anything else is written.
+    fn truncate_back(&self, state: &mut WriteState, lost: &[Written]) {
+        let Some(first) =
+            lost.iter().filter(|w| w.segment_base == state.active.base).min_by_key(|w| w.entry.offset)
+        else {
+            return;
+        };
+        assert!(first.entry.offset >= SEGMENT_HEADER_LEN as u64);
+        state.active.written_len = first.entry.offset;
+        state.active.synced_len = state.active.synced_len.min(first.entry.offset);
+        state.next_seq = first.entry.first_seq;
+        state.truncate_pending = true;
+        if let Err(error) = self.redo_truncate(state) {
+            tracing::error!(%error, "could not undo unsynced writes; will retry before the next write");
+        }
+    }
+
+    fn redo_truncate(&self, state: &mut WriteState) -> Result<(), LogError> {
+        let active = &mut state.active;
+        active
+            .file
+            .set_len(active.written_len)
+            .map_err(|source| LogError::io("truncate", active.path.clone(), source))?;
+        active.file.sync_data().map_err(|source| LogError::io("sync", active.path.clone(), source))?;
+        self.stats.file_syncs.fetch_add(1, Ordering::Relaxed);
+        active.synced_len = active.written_len;
+        state.truncate_pending = false;
+        Ok(())
+    }
+
+    /// Makes batches visible to readers and acknowledges them.
+    fn publish(&self, shard: &Shard, written: Vec<Written>) {
+        if written.is_empty() {
+            return;
+        }
+        let tail_max = self.config.tail_bytes_per_log_max;
+        let mut outcomes = Vec::with_capacity(written.len());
+        {
+            let mut read = shard.read.write();
+            for w in written {
+                read.publish(w.segment_base, w.entry, w.buf, tail_max);
+                outcomes.push((
+                    w.reply,
+                    AppendOutcome { first_seq_index: w.entry.first_seq, arrival_ms: w.entry.arrival_ms },
+                ));
+            }
+        }
+        self.stats.appends_ok.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+        for (reply, outcome) in outcomes {
+            // The caller may have stopped waiting; the append stands regardless.
+            let _ = reply.send(Ok(outcome));
+        }
+    }
+
+    fn fail(&self, written: Vec<Written>, error: impl Fn() -> LogError) {
+        self.stats.appends_failed.fetch_add(written.len() as u64, Ordering::Relaxed);
+        for w in written {
+            let _ = w.reply.send(Err(error()));
+        }
+    }
+
+    /// Interval durability: sync every log written since the last sync.
+    fn sync_dirty(&self, dirty: &mut HashMap<LogId, Arc<Shard>>) {
+        if dirty.is_empty() {
+            return;
+        }
+        let mut failed = HashMap::new();
+        for (id, shard) in dirty.drain() {
+            let mut state = shard.write.lock();
+            if state.deleted {
+                continue;
+            }
+            if let Err(failure) = self.sync_active(&shard, &mut state) {
+                tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "periodic sync failed; will retry");
+                failed.insert(id, Arc::clone(&shard));
+            }
+        }
+        self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
+        *dirty = failed;
+    }
+}
+
+/// Creates a segment file holding just its header (not yet synced). A leftover file of the same
+/// name (from a failed earlier attempt) is replaced.
+pub(crate) fn create_segment(
+    storage: &dyn Storage,
+    path: &std::path::Path,
+    id: LogId,
+    base: u64,
+) -> Result<Arc<dyn StorageFile>, LogError> {
+    let file = match storage.create_file(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            storage.remove_file(path).map_err(|source| LogError::io("remove", path, source))?;
+            storage.create_file(path).map_err(|source| LogError::io("create", path, source))?
+        }
+        Err(source) => return Err(LogError::io("create", path, source)),
+    };
+    let header = format::encode_segment_header(id.0, base);
+    if let Err(source) = file.write_all_at(&header, 0) {
+        // Leave no half-made segment behind.
+        if let Err(error) = storage.remove_file(path) {
+            tracing::warn!(file = %path.display(), %error, "could not remove a half-made segment");
+        }
+        return Err(LogError::io("write", path, source));
+    }
+    Ok(file)
+}
