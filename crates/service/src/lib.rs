@@ -1,1 +1,367 @@
-//! kinesin-service
+//! The Kinesis service: streams, shards, iterators and their rules, on top of the record log and
+//! the metadata store. It takes typed, already-validated requests and answers typed outputs or
+//! AWS-shaped errors; it knows nothing of HTTP or JSON.
+//!
+//! Concurrency: one mutex guards the stream table. Data-plane calls hold it only to look up a
+//! stream snapshot (`Arc<StreamMeta>`); appends and reads run outside it. Control-plane calls hold
+//! it across their metadata commit, which serializes them (as AWS's low control-plane rates do).
+
+mod control;
+mod data;
+pub mod meta;
+mod time;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use kinesin_log::{Durability, Log, LogConfig, LogId};
+use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::ops::Output;
+use kinesin_wire::token::TokenKey;
+
+use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatus};
+pub use time::Clock;
+
+/// How long shard iterators and pagination tokens stay valid (AWS: 5 minutes).
+pub const TOKEN_LIFETIME_MS: i64 = 300_000;
+/// How often the background task applies due status transitions.
+pub const TICK_INTERVAL_MS: u64 = 100;
+/// How often retention drops expired segments.
+pub const RETENTION_SWEEP_INTERVAL_MS: i64 = 60_000;
+
+/// Everything the service needs to start.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    /// How long a new stream stays CREATING.
+    pub create_stream_ms: u64,
+    /// How long a deleted stream stays DELETING before it disappears.
+    pub delete_stream_ms: u64,
+    /// How long an updated stream stays UPDATING.
+    pub update_stream_ms: u64,
+    /// Account limit on open shards (AWS: 500 in the large regions).
+    pub shard_limit: u64,
+    /// Account limit on ON_DEMAND streams (AWS: 50).
+    pub on_demand_stream_limit: u64,
+    pub durability: Durability,
+}
+
+impl ServiceConfig {
+    pub fn new(data_dir: PathBuf) -> ServiceConfig {
+        ServiceConfig {
+            data_dir,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            create_stream_ms: 500,
+            delete_stream_ms: 500,
+            update_stream_ms: 500,
+            shard_limit: 500,
+            on_demand_stream_limit: 50,
+            durability: Durability::Fsync,
+        }
+    }
+}
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Meta(#[from] meta::MetaError),
+    #[error("record log: {0}")]
+    Log(#[from] kinesin_log::LogError),
+}
+
+pub(crate) struct State {
+    pub streams: BTreeMap<String, Arc<StreamMeta>>,
+    /// Live incarnations, for iterators and page tokens.
+    pub by_incarnation: HashMap<u64, String>,
+    pub counters: Counters,
+    pub settings: AccountSettings,
+    pub last_retention_sweep_ms: i64,
+}
+
+/// The Kinesis service of one account and region.
+pub struct Service {
+    pub(crate) cfg: ServiceConfig,
+    pub(crate) log: Log,
+    pub(crate) store: MetaStore,
+    pub(crate) state: Mutex<State>,
+    pub(crate) token_key: TokenKey,
+    pub(crate) clock: Clock,
+}
+
+impl Service {
+    /// Opens (or creates) the data dir and recovers streams and logs.
+    pub fn open(cfg: ServiceConfig, clock: Clock) -> Result<Service, StartError> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+        let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
+        let log_cfg =
+            LogConfig { durability: cfg.durability.clone(), ..LogConfig::new(cfg.data_dir.join("log")) };
+        let log = Log::open_default(log_cfg)?;
+
+        // Logs no stream refers to were left by a crash between creating logs and committing the
+        // stream, or between committing a deletion and removing its logs.
+        let mut referenced = std::collections::HashSet::new();
+        for s in &loaded.streams {
+            for sh in &s.shards {
+                referenced.insert(sh.log_id);
+            }
+        }
+        for id in log.ids() {
+            if !referenced.contains(&id.0) {
+                tracing::info!(log_id = id.0, "removing a shard log no stream refers to");
+                log.delete(id)?;
+            }
+        }
+
+        let mut streams = BTreeMap::new();
+        let mut by_incarnation = HashMap::new();
+        for s in loaded.streams {
+            by_incarnation.insert(s.incarnation, s.name.clone());
+            streams.insert(s.name.clone(), Arc::new(s));
+        }
+        let state = State {
+            streams,
+            by_incarnation,
+            counters: loaded.counters,
+            settings: loaded.settings,
+            last_retention_sweep_ms: 0,
+        };
+        Ok(Service {
+            cfg,
+            log,
+            store,
+            state: Mutex::new(state),
+            token_key: TokenKey::from_bytes(loaded.token_key),
+            clock,
+        })
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.cfg
+    }
+
+    /// Number of streams, for the start-up log line.
+    pub fn stream_count(&self) -> usize {
+        self.state.lock().streams.len()
+    }
+
+    /// Runs one operation on a body that `kinesin_wire::model` has checked.
+    pub async fn call(&self, op: &str, body: Value) -> Result<Output, ApiError> {
+        self.tick();
+        match op {
+            "CreateStream" => self.create_stream(input(body)?),
+            "DeleteStream" => self.delete_stream(input(body)?),
+            "DescribeStream" => self.describe_stream(input(body)?),
+            "DescribeStreamSummary" => self.describe_stream_summary(input(body)?),
+            "ListStreams" => self.list_streams(input(body)?),
+            "ListShards" => self.list_shards(input(body)?),
+            "IncreaseStreamRetentionPeriod" => self.change_retention(input(body)?, true),
+            "DecreaseStreamRetentionPeriod" => self.change_retention(input(body)?, false),
+            "AddTagsToStream" => self.add_tags_to_stream(input(body)?),
+            "RemoveTagsFromStream" => self.remove_tags_from_stream(input(body)?),
+            "ListTagsForStream" => self.list_tags_for_stream(input(body)?),
+            "TagResource" => self.tag_resource(input(body)?),
+            "UntagResource" => self.untag_resource(input(body)?),
+            "ListTagsForResource" => self.list_tags_for_resource(input(body)?),
+            "DescribeLimits" => Ok(self.describe_limits()),
+            "DescribeAccountSettings" => Ok(self.describe_account_settings()),
+            "UpdateAccountSettings" => self.update_account_settings(input(body)?),
+            "UpdateMaxRecordSize" => self.update_max_record_size(input(body)?),
+            "EnableEnhancedMonitoring" => self.enhanced_monitoring(input(body)?, true),
+            "DisableEnhancedMonitoring" => self.enhanced_monitoring(input(body)?, false),
+            "PutResourcePolicy" => self.put_resource_policy(input(body)?),
+            "GetResourcePolicy" => self.get_resource_policy(input(body)?),
+            "DeleteResourcePolicy" => self.delete_resource_policy(input(body)?),
+            "PutRecord" => self.put_record(input(body)?).await,
+            "PutRecords" => self.put_records(input(body)?).await,
+            "GetShardIterator" => self.get_shard_iterator(input(body)?),
+            "GetRecords" => self.get_records(input(body)?),
+            other => Err(not_yet(other)),
+        }
+    }
+
+    /// Applies due status transitions and, now and then, retention. Cheap when nothing is due;
+    /// called before every operation and by the server's background task.
+    pub fn tick(&self) {
+        let now = self.clock.now_ms();
+        let mut st = self.state.lock();
+        let due: Vec<Arc<StreamMeta>> = st
+            .streams
+            .values()
+            .filter(|s| s.status != StreamStatus::Active && s.status_until_ms <= now)
+            .cloned()
+            .collect();
+        for s in due {
+            if s.status == StreamStatus::Deleting {
+                if let Err(e) =
+                    self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })
+                {
+                    tracing::error!(stream = %s.name, error = %e, "cannot finish deleting a stream; will retry");
+                    continue;
+                }
+                st.streams.remove(&s.name);
+                st.by_incarnation.remove(&s.incarnation);
+                for sh in &s.shards {
+                    if let Err(e) = self.log.delete(LogId(sh.log_id)) {
+                        tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");
+                    }
+                }
+                tracing::info!(stream = %s.name, "stream deleted");
+            } else {
+                let mut next = (*s).clone();
+                next.status = StreamStatus::Active;
+                if let Err(e) = self.store.commit(&Change { put_streams: &[&next], ..Default::default() }) {
+                    tracing::error!(stream = %s.name, error = %e, "cannot record a status change; will retry");
+                    continue;
+                }
+                tracing::info!(stream = %s.name, "stream ACTIVE");
+                st.streams.insert(next.name.clone(), Arc::new(next));
+            }
+        }
+        if now - st.last_retention_sweep_ms >= RETENTION_SWEEP_INTERVAL_MS {
+            st.last_retention_sweep_ms = now;
+            let streams: Vec<Arc<StreamMeta>> = st.streams.values().cloned().collect();
+            drop(st);
+            self.sweep_retention(&streams, now);
+        }
+    }
+
+    fn sweep_retention(&self, streams: &[Arc<StreamMeta>], now: i64) {
+        for s in streams {
+            let cutoff = now - s.retention_ms();
+            for sh in &s.shards {
+                match self.log.trim_before(LogId(sh.log_id), cutoff) {
+                    Ok(0) => {}
+                    Ok(freed) => {
+                        tracing::info!(stream = %s.name, shard = %sh.id(), bytes = freed, "retention dropped expired segments")
+                    }
+                    Err(e) => {
+                        tracing::warn!(stream = %s.name, shard = %sh.id(), error = %e, "retention sweep failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the record log cleanly (flushes, syncs, joins its writer).
+    pub fn shutdown(&self) {
+        self.log.shutdown();
+    }
+
+    pub(crate) fn stream_arn(&self, name: &str) -> String {
+        format!("arn:aws:kinesis:{}:{}:stream/{}", self.cfg.region, self.cfg.account_id, name)
+    }
+
+    pub(crate) fn not_found(&self, name: &str) -> ApiError {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Stream {} under account {} not found.", name, self.cfg.account_id),
+        )
+    }
+
+    /// Which stream a request means: by StreamName, by StreamARN, or both when they agree.
+    pub(crate) fn resolve_name(&self, name: Option<&str>, arn: Option<&str>) -> Result<String, ApiError> {
+        match (name, arn) {
+            (None, None) => Err(ApiError::invalid_argument(
+                "Either StreamName or StreamARN must be provided to identify the stream.",
+            )),
+            (Some(n), None) => Ok(n.to_string()),
+            (n, Some(a)) => {
+                let (account, region, from_arn) = parse_stream_arn(a).ok_or_else(|| {
+                    ApiError::invalid_argument(format!(
+                        "StreamARN {a} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>."
+                    ))
+                })?;
+                if account != self.cfg.account_id || region != self.cfg.region {
+                    return Err(ApiError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("Stream {from_arn} under account {account} not found."),
+                    ));
+                }
+                if let Some(n) = n {
+                    if n != from_arn {
+                        return Err(ApiError::invalid_argument(format!(
+                            "StreamName {n} and StreamARN {a} refer to different streams; give one of them or make them agree."
+                        )));
+                    }
+                }
+                Ok(from_arn.to_string())
+            }
+        }
+    }
+
+    /// The stream a request means, in any status.
+    pub(crate) fn find(&self, name: Option<&str>, arn: Option<&str>) -> Result<Arc<StreamMeta>, ApiError> {
+        let name = self.resolve_name(name, arn)?;
+        self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))
+    }
+
+    /// The stream, which must be readable or writable: CREATING and DELETING streams are not
+    /// found, as on AWS.
+    pub(crate) fn find_usable(
+        &self,
+        name: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<Arc<StreamMeta>, ApiError> {
+        let s = self.find(name, arn)?;
+        match s.status {
+            StreamStatus::Active | StreamStatus::Updating => Ok(s),
+            _ => Err(self.not_found(&s.name)),
+        }
+    }
+
+    /// Commits `next` as the new version of its stream and publishes it.
+    pub(crate) fn save(&self, st: &mut State, next: StreamMeta) -> Result<Arc<StreamMeta>, ApiError> {
+        self.store
+            .commit(&Change { put_streams: &[&next], ..Default::default() })
+            .map_err(|e| meta_failure(&e))?;
+        let next = Arc::new(next);
+        st.by_incarnation.insert(next.incarnation, next.name.clone());
+        st.streams.insert(next.name.clone(), next.clone());
+        Ok(next)
+    }
+}
+
+/// `arn:aws:kinesis:<region>:<account>:stream/<name>` → (account, region, name).
+pub(crate) fn parse_stream_arn(arn: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = arn.splitn(6, ':');
+    let (arn_word, partition, service, region, account, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if arn_word != "arn" || !partition.starts_with("aws") || service != "kinesis" {
+        return None;
+    }
+    let name = resource.strip_prefix("stream/")?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some((account, region, name))
+}
+
+pub(crate) fn meta_failure(e: &meta::MetaError) -> ApiError {
+    tracing::error!(error = %e, "metadata commit failed");
+    ApiError::internal(format!(
+        "The server could not record the change durably ({e}). Nothing was changed; retry."
+    ))
+}
+
+fn input<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| ApiError::new(ErrorKind::Serialization, e.to_string()))
+}
+
+fn not_yet(op: &str) -> ApiError {
+    ApiError::invalid_argument(format!(
+        "kinesin does not implement {op} yet. The operations it serves are listed in its README."
+    ))
+}

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     ResourceInUse,
     ResourceNotFound,
     Validation,
+    /// DryRun was set and the request would have succeeded.
+    DryRunOperation,
     // Protocol-level errors of the AWS front end (not in the model).
     UnknownOperation,
     Serialization,
@@ -55,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ResourceInUse => "ResourceInUseException",
             ErrorKind::ResourceNotFound => "ResourceNotFoundException",
             ErrorKind::Validation => "ValidationException",
+            ErrorKind::DryRunOperation => "DryRunOperationException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::MissingAuthenticationToken => "MissingAuthenticationTokenException",

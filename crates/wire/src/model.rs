@@ -214,13 +214,19 @@ impl Model {
             Kind::Boolean => match value {
                 Value::Bool(_) => Ok(()),
                 Value::Number(_) => Err(ser("class java.math.BigDecimal can not be converted to an Boolean")),
-                Value::String(s) => Err(ser(format!("'{}' can not be converted to an Boolean", s.to_uppercase()))),
+                Value::String(s) => {
+                    Err(ser(format!("'{}' can not be converted to an Boolean", s.to_uppercase())))
+                }
                 other => Err(container_error(other)),
             },
             Kind::Timestamp => match value {
                 Value::Number(_) => Ok(()),
-                Value::String(_) => Err(ser("class java.lang.String can not be converted to milliseconds since epoch")),
-                Value::Bool(_) => Err(ser("class java.lang.Boolean can not be converted to milliseconds since epoch")),
+                Value::String(_) => {
+                    Err(ser("class java.lang.String can not be converted to milliseconds since epoch"))
+                }
+                Value::Bool(_) => {
+                    Err(ser("class java.lang.Boolean can not be converted to milliseconds since epoch"))
+                }
                 other => Err(container_error(other)),
             },
             Kind::Blob => match value {
@@ -232,7 +238,13 @@ impl Model {
         }
     }
 
-    fn check_structure_constraints(&self, shape_name: &str, value: &Value, path: &str, errors: &mut Vec<String>) {
+    fn check_structure_constraints(
+        &self,
+        shape_name: &str,
+        value: &Value,
+        path: &str,
+        errors: &mut Vec<String>,
+    ) {
         let Kind::Structure { members, required } = &self.shape(shape_name).kind else {
             return;
         };
@@ -265,7 +277,9 @@ impl Model {
             }
         };
         match &shape.kind {
-            Kind::Structure { .. } => self.check_structure_constraints(shape_name, value, &format!("{path}."), errors),
+            Kind::Structure { .. } => {
+                self.check_structure_constraints(shape_name, value, &format!("{path}."), errors)
+            }
             Kind::String { pattern, enum_values } => {
                 let s = value.as_str().unwrap_or_default();
                 let len = s.chars().count() as i64;
@@ -323,7 +337,12 @@ impl Model {
     }
 }
 
-fn check_length(shape: &Shape, len: i64, errors: &mut Vec<String>, fail: &mut impl FnMut(&mut Vec<String>, String)) {
+fn check_length(
+    shape: &Shape,
+    len: i64,
+    errors: &mut Vec<String>,
+    fail: &mut impl FnMut(&mut Vec<String>, String),
+) {
     if let Some(min) = shape.min {
         if len < min {
             fail(errors, format!("Member must have length greater than or equal to {min}"));
@@ -397,7 +416,7 @@ pub fn base64_decoded_len(s: &str) -> usize {
 /// The AWS front end accepts only canonical, padded standard base64 (reference §2.2).
 fn check_base64(s: &str) -> Result<(), ApiError> {
     let blob_err = |why: String| ser(format!("'{s}' can not be converted to a Blob: {why}"));
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(blob_err(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()
@@ -428,7 +447,14 @@ mod tests {
 
     #[test]
     fn model_knows_the_operations() {
-        for op in ["CreateStream", "PutRecords", "GetRecords", "ListShards", "SubscribeToShard", "UpdateMaxRecordSize"] {
+        for op in [
+            "CreateStream",
+            "PutRecords",
+            "GetRecords",
+            "ListShards",
+            "SubscribeToShard",
+            "UpdateMaxRecordSize",
+        ] {
             assert!(model().has_operation(op), "{op}");
         }
         assert!(!model().has_operation("Nope"));
@@ -457,10 +483,16 @@ mod tests {
 
     #[test]
     fn nested_list_paths_are_one_based() {
-        let e = check("PutRecords", json!({"StreamName": "s", "Records": [{"Data": "", "PartitionKey": "a"}, {"PartitionKey": "b"}]}))
-            .unwrap_err();
+        let e = check(
+            "PutRecords",
+            json!({"StreamName": "s", "Records": [{"Data": "", "PartitionKey": "a"}, {"PartitionKey": "b"}]}),
+        )
+        .unwrap_err();
         let m = e.message.unwrap();
-        assert!(m.contains("at 'records.2.member.data' failed to satisfy constraint: Member must not be null"), "{m}");
+        assert!(
+            m.contains("at 'records.2.member.data' failed to satisfy constraint: Member must not be null"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -470,26 +502,34 @@ mod tests {
         assert_eq!(e.message.unwrap(), "class java.math.BigDecimal can not be converted to an String");
         let e = check("CreateStream", json!({"StreamName": "s", "ShardCount": "1"})).unwrap_err();
         assert_eq!(e.message.unwrap(), "class java.lang.String can not be converted to an Integer");
-        let e = check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "abc"})).unwrap_err();
+        let e =
+            check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "abc"})).unwrap_err();
         assert_eq!(
             e.message.unwrap(),
             "'abc' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: 3"
         );
-        let e = check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "ab=c"})).unwrap_err();
+        let e =
+            check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "ab=c"})).unwrap_err();
         assert!(e.message.unwrap().contains("Invalid Base64 character: '='"));
-        assert!(check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "aGVsbG8="})).is_ok());
+        assert!(
+            check("PutRecord", json!({"StreamName": "s", "PartitionKey": "a", "Data": "aGVsbG8="})).is_ok()
+        );
         assert_eq!(check("PutRecord", json!([])).unwrap_err().kind, ErrorKind::Serialization);
     }
 
     #[test]
     fn nulls_and_unknown_members_are_dropped_and_doubles_truncated() {
-        let v = check("CreateStream", json!({"StreamName": "s", "ShardCount": 2.9, "Bogus": 1, "Tags": null})).unwrap();
+        let v =
+            check("CreateStream", json!({"StreamName": "s", "ShardCount": 2.9, "Bogus": 1, "Tags": null}))
+                .unwrap();
         assert_eq!(v, json!({"StreamName": "s", "ShardCount": 2}));
     }
 
     #[test]
     fn enum_errors_list_the_values() {
-        let e = check("GetShardIterator", json!({"StreamName": "s", "ShardId": "0", "ShardIteratorType": "X"})).unwrap_err();
+        let e =
+            check("GetShardIterator", json!({"StreamName": "s", "ShardId": "0", "ShardIteratorType": "X"}))
+                .unwrap_err();
         assert!(e.message.unwrap().ends_with(
             "Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
         ));

@@ -171,7 +171,9 @@ input!(UntagResourceInput { resource_arn: String, tag_keys: Vec<String> });
 input!(ResourceArnInput { resource_arn: String });
 input!(PutResourcePolicyInput { resource_arn: String, policy: String });
 input!(MinimumThroughputBillingCommitmentInput { status: String });
-input!(UpdateAccountSettingsInput { minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput });
+input!(UpdateAccountSettingsInput {
+    minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput
+});
 input!(UpdateMaxRecordSizeInput { stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
 input!(EnhancedMonitoringInput { stream_name: Option<String>, stream_arn: Option<String>, shard_level_metrics: Vec<String> });
 

@@ -1,0 +1,418 @@
+//! Data-plane operations: PutRecord, PutRecords, GetShardIterator, GetRecords.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+
+use kinesin_log::{LogError, LogId, RecordIn, StoredRecord};
+use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::ids::{HashKey, HashKeyError, SeqError, SequenceNumber, ShardId};
+use kinesin_wire::ops::*;
+use kinesin_wire::token::ShardIteratorToken;
+
+use crate::meta::{ShardMeta, StreamMeta};
+use crate::time::amz_utc_string;
+use crate::{Service, TOKEN_LIFETIME_MS};
+
+/// PutRecords: total data and partition keys of one request (AWS: 10 MiB since Oct 2025).
+pub const PUT_RECORDS_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// GetRecords: records and bytes of one response.
+pub const GET_RECORDS_LIMIT_DEFAULT: i64 = 10_000;
+pub const GET_RECORDS_BYTES_MAX: usize = 10 * 1024 * 1024;
+
+/// One record routed to its shard.
+struct Routed {
+    shard: usize,
+    pk: String,
+    data: Bytes,
+}
+
+impl Service {
+    fn encryption_type(s: &StreamMeta) -> &'static str {
+        if s.encryption_key_id.is_some() {
+            "KMS"
+        } else {
+            "NONE"
+        }
+    }
+
+    /// Checks one record and finds its shard (an index into `s.shards`).
+    fn route(
+        &self,
+        s: &StreamMeta,
+        pk: Option<String>,
+        ehk: Option<&str>,
+        data: Bytes,
+        path: &str,
+    ) -> Result<Routed, ApiError> {
+        let Some(pk) = pk else {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value null at '{path}partitionKey' failed to satisfy constraint: Member must not be null"
+            )));
+        };
+        let limit = (s.max_record_size_kib as usize) * 1024;
+        if data.len() > limit {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]' at '{path}data' failed to satisfy constraint: Member must have length less than or equal to {limit}",
+                n = data.len()
+            )));
+        }
+        if data.len() + pk.len() > limit {
+            return Err(ApiError::invalid_argument(format!(
+                "Record size (data + partition key) of {} bytes exceeds the maximum record size of {limit} bytes of stream {} (MaxRecordSizeInKiB {}). Send smaller records or raise it with UpdateMaxRecordSize.",
+                data.len() + pk.len(),
+                s.name,
+                s.max_record_size_kib
+            )));
+        }
+        let key = match ehk {
+            Some(k) => HashKey::parse(k).map_err(|e| match e {
+                HashKeyError::OutOfRange => ApiError::invalid_argument(format!(
+                    "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {k}"
+                )),
+                _ => ApiError::validation(format!(
+                    "1 validation error detected: Value '{k}' at '{path}explicitHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
+                )),
+            })?,
+            None => HashKey::from_partition_key(&pk),
+        };
+        let shard =
+            s.shards.iter().position(|sh| sh.is_open() && sh.range().contains(key)).ok_or_else(|| {
+                ApiError::internal(format!("No open shard of stream {} holds hash key {key}.", s.name))
+            })?;
+        Ok(Routed { shard, pk, data })
+    }
+
+    pub(crate) async fn put_record(&self, req: PutRecordInput) -> Result<Output, ApiError> {
+        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let r = self.route(&s, req.partition_key, req.explicit_hash_key.as_deref(), req.data.0, "")?;
+        if let Some(seq) = &req.sequence_number_for_ordering {
+            let now_secs = (self.clock.now_ms() / 1000) as u64;
+            let ok = SequenceNumber::parse(seq).map(|n| n.arrival_secs <= now_secs).unwrap_or(false);
+            if !ok {
+                return Err(ApiError::invalid_argument(format!(
+                    "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream {} under account {} is invalid.",
+                    s.name, self.cfg.account_id
+                )));
+            }
+        }
+        if req.dry_run == Some(true) {
+            return Err(dry_run());
+        }
+        let sh = &s.shards[r.shard];
+        let now = self.clock.now_ms();
+        let out = self
+            .log
+            .append(LogId(sh.log_id), now, vec![RecordIn { partition_key: Bytes::from(r.pk), data: r.data }])
+            .await
+            .map_err(|e| append_failure(&s, sh, &e))?;
+        Ok(Output::PutRecord {
+            shard_id: sh.id().to_string(),
+            sequence_number: sh.sequence_number(out.first_seq_index, out.arrival_ms).encode(),
+            encryption_type: Self::encryption_type(&s),
+        })
+    }
+
+    pub(crate) async fn put_records(&self, req: PutRecordsInput) -> Result<Output, ApiError> {
+        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let mut total = 0usize;
+        let mut routed = Vec::with_capacity(req.records.len());
+        for (i, rec) in req.records.into_iter().enumerate() {
+            total += rec.data.0.len() + rec.partition_key.as_ref().map_or(0, |p| p.len());
+            let path = format!("records.{}.member.", i + 1);
+            routed.push(self.route(
+                &s,
+                rec.partition_key,
+                rec.explicit_hash_key.as_deref(),
+                rec.data.0,
+                &path,
+            )?);
+        }
+        if total > PUT_RECORDS_BYTES_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "Records of this PutRecords request total {total} bytes of data and partition keys, more than the limit of {PUT_RECORDS_BYTES_MAX} bytes. Split them into smaller requests."
+            )));
+        }
+        if req.dry_run == Some(true) {
+            return Err(dry_run());
+        }
+        // One append per shard, all in flight together so that one group commit covers them.
+        let mut per_shard: Vec<(usize, Vec<usize>, Vec<RecordIn>)> = Vec::new();
+        for (i, r) in routed.into_iter().enumerate() {
+            let rec = RecordIn { partition_key: Bytes::from(r.pk), data: r.data };
+            match per_shard.iter_mut().find(|(sh, _, _)| *sh == r.shard) {
+                Some((_, idx, recs)) => {
+                    idx.push(i);
+                    recs.push(rec);
+                }
+                None => per_shard.push((r.shard, vec![i], vec![rec])),
+            }
+        }
+        let now = self.clock.now_ms();
+        let n = per_shard.iter().map(|(_, idx, _)| idx.len()).sum::<usize>();
+        let mut results: Vec<Option<PutRecordsResultEntryOut>> = vec![None; n];
+        let mut order = Vec::with_capacity(per_shard.len());
+        let mut appends = Vec::with_capacity(per_shard.len());
+        for (shard, idx, recs) in per_shard {
+            let sh = &s.shards[shard];
+            order.push((shard, idx));
+            appends.push(self.log.append(LogId(sh.log_id), now, recs));
+        }
+        let outcomes = join_all(appends).await;
+        let mut failed = 0u64;
+        for ((shard, idx), outcome) in order.into_iter().zip(outcomes) {
+            let sh = &s.shards[shard];
+            match outcome {
+                Ok(out) => {
+                    for (k, i) in idx.into_iter().enumerate() {
+                        results[i] = Some(PutRecordsResultEntryOut {
+                            sequence_number: Some(
+                                sh.sequence_number(out.first_seq_index + k as u64, out.arrival_ms).encode(),
+                            ),
+                            shard_id: Some(sh.id().to_string()),
+                            error_code: None,
+                            error_message: None,
+                        });
+                    }
+                }
+                Err(e) => {
+                    let err = append_failure(&s, sh, &e);
+                    for i in idx {
+                        failed += 1;
+                        results[i] = Some(PutRecordsResultEntryOut {
+                            sequence_number: None,
+                            shard_id: None,
+                            error_code: Some("InternalFailure".into()),
+                            error_message: err.message.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Output::PutRecords {
+            failed_record_count: failed,
+            records: results.into_iter().flatten().collect(),
+            encryption_type: Self::encryption_type(&s),
+        })
+    }
+
+    /// The shard a GetShardIterator names.
+    fn find_shard<'a>(&self, s: &'a StreamMeta, shard_id: &str) -> Result<&'a ShardMeta, ApiError> {
+        let Some(id) = ShardId::parse_lenient(shard_id) else {
+            return Err(ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Could not find shard {shard_id} in stream {} under account {}.",
+                    s.name, self.cfg.account_id
+                ),
+            ));
+        };
+        s.shard(id.0).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Shard {id} in stream {} under account {} does not exist",
+                    s.name, self.cfg.account_id
+                ),
+            )
+        })
+    }
+
+    pub(crate) fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
+        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let sh = self.find_shard(&s, &req.shard_id)?;
+        let id = sh.id();
+        let log = LogId(sh.log_id);
+        let now = self.clock.now_ms();
+        let kind = req.shard_iterator_type.as_str();
+        let position = match (kind, &req.starting_sequence_number) {
+            ("TRIM_HORIZON" | "LATEST", Some(_)) | ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => {
+                return Err(ApiError::invalid_argument(format!(
+                    "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {} StartingSequenceNumber.",
+                    if req.starting_sequence_number.is_some() { "also a" } else { "no" }
+                )))
+            }
+            ("TRIM_HORIZON", None) => 0,
+            ("LATEST", None) => self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?,
+            ("AT_TIMESTAMP", _) => {
+                let Some(ts) = req.timestamp else {
+                    return Err(ApiError::invalid_argument(
+                        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                    ));
+                };
+                if ts.0 > now {
+                    return Err(ApiError::invalid_argument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now}",
+                        ts.0
+                    )));
+                }
+                self.log.seek_time(log, ts.0).map_err(|e| read_failure(&s, sh, &e))?
+            }
+            (_, Some(seq_text)) => {
+                let seq = SequenceNumber::parse(seq_text).map_err(|e| match e {
+                    SeqError::Malformed => ApiError::validation(format!(
+                        "1 validation error detected: Value '{seq_text}' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})"
+                    )),
+                    _ => ApiError::invalid_argument(format!(
+                        "StartingSequenceNumber {seq_text} used in GetShardIterator on shard {id} in stream {} under account {} is invalid.",
+                        s.name, self.cfg.account_id
+                    )),
+                })?;
+                if seq.shard_index != id.0 {
+                    return Err(ApiError::invalid_argument(format!(
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {id}",
+                        ShardId(seq.shard_index)
+                    )));
+                }
+                if seq.shard_create_secs != sh.create_secs() {
+                    return Err(ApiError::invalid_argument(format!(
+                        "StartingSequenceNumber {seq_text} used in GetShardIterator on shard {id} in stream {} under account {} is invalid because it did not come from this stream.",
+                        s.name, self.cfg.account_id
+                    )));
+                }
+                if kind == "AT_SEQUENCE_NUMBER" {
+                    seq.seq_index
+                } else {
+                    seq.seq_index.saturating_add(1)
+                }
+            }
+            _ => unreachable!("the model's enum admits only the five iterator types"),
+        };
+        if req.dry_run == Some(true) {
+            return Err(dry_run());
+        }
+        let token = ShardIteratorToken {
+            stream_incarnation: s.incarnation,
+            shard_index: id.0,
+            position,
+            issued_ms: now,
+        };
+        Ok(Output::GetShardIterator { shard_iterator: token.seal(&self.token_key) })
+    }
+
+    pub(crate) fn get_records(&self, req: GetRecordsInput) -> Result<Output, ApiError> {
+        let now = self.clock.now_ms();
+        let it = ShardIteratorToken::open(&req.shard_iterator, &self.token_key)
+            .map_err(|_| ApiError::invalid_argument("Invalid ShardIterator."))?;
+        if now - it.issued_ms > TOKEN_LIFETIME_MS {
+            return Err(ApiError::new(
+                ErrorKind::ExpiredIterator,
+                format!(
+                    "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {TOKEN_LIFETIME_MS} milliseconds.",
+                    amz_utc_string(it.issued_ms),
+                    amz_utc_string(now)
+                ),
+            ));
+        }
+        let s: Arc<StreamMeta> = {
+            let st = self.state.lock();
+            st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)).cloned()
+        }
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Shard {} of the stream this iterator was issued for does not exist any more under account {}: the stream was deleted. Get a new iterator.",
+                    ShardId(it.shard_index),
+                    self.cfg.account_id
+                ),
+            )
+        })?;
+        let sh =
+            s.shard(it.shard_index).ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
+        if req.dry_run == Some(true) {
+            return Err(dry_run());
+        }
+        let log = LogId(sh.log_id);
+        let limit = req.limit.unwrap_or(GET_RECORDS_LIMIT_DEFAULT) as usize;
+        // Records past retention are never served, whether or not their segment is gone yet.
+        let horizon =
+            self.log.seek_time(log, now - s.retention_ms()).map_err(|e| read_failure(&s, sh, &e))?;
+        let from = it.position.max(horizon);
+        let out =
+            self.log.read(log, from, limit, GET_RECORDS_BYTES_MAX).map_err(|e| read_failure(&s, sh, &e))?;
+        let tip = self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?;
+        let next_position = out.next_seq_index.max(from);
+        let millis_behind = match out.records.last() {
+            _ if next_position >= tip => 0,
+            Some(last) => {
+                self.log.newest_arrival_ms(log).ok().flatten().map_or(0, |n| (n - last.arrival_ms).max(0))
+            }
+            None => 0,
+        };
+        let encryption = s.encryption_key_id.as_ref().map(|_| "KMS");
+        let records = out.records.into_iter().map(|r| record_out(sh, r, encryption)).collect();
+        let at_end = sh.closed.as_ref().is_some_and(|c| next_position >= c.end_seq_index);
+        if at_end {
+            let children = s
+                .shards
+                .iter()
+                .filter(|c| c.parent == Some(sh.index) || c.adjacent_parent == Some(sh.index))
+                .map(|c| ChildShardOut {
+                    shard_id: c.id().to_string(),
+                    parent_shards: [c.parent, c.adjacent_parent]
+                        .into_iter()
+                        .flatten()
+                        .map(|p| ShardId(p).to_string())
+                        .collect(),
+                    hash_key_range: HashKeyRangeOut {
+                        starting_hash_key: c.start_hash.clone(),
+                        ending_hash_key: c.end_hash.clone(),
+                    },
+                })
+                .collect();
+            return Ok(Output::GetRecords {
+                records,
+                next_shard_iterator: None,
+                millis_behind_latest: 0,
+                child_shards: Some(children),
+            });
+        }
+        let next = ShardIteratorToken {
+            stream_incarnation: s.incarnation,
+            shard_index: sh.index,
+            position: next_position,
+            issued_ms: now,
+        };
+        Ok(Output::GetRecords {
+            records,
+            next_shard_iterator: Some(next.seal(&self.token_key)),
+            millis_behind_latest: millis_behind,
+            child_shards: None,
+        })
+    }
+}
+
+fn record_out(sh: &ShardMeta, r: StoredRecord, encryption: Option<&'static str>) -> RecordOut {
+    RecordOut {
+        sequence_number: sh.sequence_number(r.seq_index, r.arrival_ms).encode(),
+        approximate_arrival_timestamp: Timestamp(r.arrival_ms),
+        data: Blob(r.data),
+        partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+        encryption_type: encryption,
+    }
+}
+
+fn dry_run() -> ApiError {
+    ApiError::new(ErrorKind::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
+}
+
+fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+    tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "append failed");
+    match e {
+        LogError::NotFound(_) => ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Stream {} is being deleted; shard {} takes no more records.", s.name, sh.id()),
+        ),
+        other => ApiError::new(
+            ErrorKind::InternalFailure,
+            format!("The record could not be stored durably ({other}); nothing was acknowledged. Retry."),
+        ),
+    }
+}
+
+fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+    tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
+    ApiError::internal(format!("Reading shard {} of stream {} failed ({e}). Retry.", sh.id(), s.name))
+}

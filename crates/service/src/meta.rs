@@ -1,0 +1,309 @@
+//! Stream metadata and its durable store.
+//!
+//! Everything but record data lives in one redb database, `meta.redb` in the data dir: streams
+//! (with their shards, tags, policies, settings) as versioned JSON documents, and a few account
+//! values. Every control-plane change is one redb write transaction, committed (fsynced) before
+//! the call answers. Layout: docs/format.md, "Metadata".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use kinesin_wire::ids::{HashKey, HashKeyRange, SequenceNumber, ShardId};
+
+/// Stream documents, keyed by stream name.
+const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
+/// Account-wide values, keyed by name (see the `KEY_*` constants).
+const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account");
+
+const KEY_FORMAT_VERSION: &str = "format_version";
+const KEY_TOKEN_KEY: &str = "token_key";
+const KEY_COUNTERS: &str = "counters";
+const KEY_SETTINGS: &str = "settings";
+
+/// Version of the metadata documents. Bump on any incompatible change and add an upgrade path.
+pub const META_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetaError {
+    #[error("metadata store {path}: {source}")]
+    Store { path: String, source: Box<redb::Error> },
+    #[error("metadata document {key} is damaged: {why}")]
+    Corrupt { key: String, why: String },
+    #[error("metadata format version {found} is newer than this kinesin understands ({supported}); upgrade kinesin")]
+    TooNew { found: u32, supported: u32 },
+}
+
+fn store_err(path: &str) -> impl Fn(redb::Error) -> MetaError + '_ {
+    move |e| MetaError::Store { path: path.to_string(), source: Box::new(e) }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamStatus {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+impl StreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamStatus::Creating => "CREATING",
+            StreamStatus::Active => "ACTIVE",
+            StreamStatus::Updating => "UPDATING",
+            StreamStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+impl StreamMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// A shard that no longer takes writes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClosedShard {
+    /// The last sequence index the shard holds (exclusive end: the log's tip at closing).
+    pub end_seq_index: u64,
+    pub closed_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub index: u32,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    /// Hash keys as decimal strings: JSON numbers cannot hold 128 bits portably.
+    pub start_hash: String,
+    pub end_hash: String,
+    pub created_ms: i64,
+    /// The record log holding this shard's data.
+    pub log_id: u64,
+    pub closed: Option<ClosedShard>,
+}
+
+impl ShardMeta {
+    pub fn id(&self) -> ShardId {
+        ShardId(self.index)
+    }
+
+    pub fn range(&self) -> HashKeyRange {
+        let start = HashKey::parse(&self.start_hash).unwrap_or(HashKey::MIN);
+        let end = HashKey::parse(&self.end_hash).unwrap_or(HashKey::MAX);
+        HashKeyRange { start, end }
+    }
+
+    pub fn create_secs(&self) -> u64 {
+        (self.created_ms / 1000).max(0) as u64
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed.is_none()
+    }
+
+    /// The sequence number of a record of this shard.
+    pub fn sequence_number(&self, seq_index: u64, arrival_ms: i64) -> SequenceNumber {
+        SequenceNumber {
+            shard_create_secs: self.create_secs(),
+            shard_index: self.index,
+            seq_index,
+            arrival_secs: (arrival_ms / 1000).max(0) as u64,
+        }
+    }
+
+    pub fn starting_sequence_number(&self) -> SequenceNumber {
+        self.sequence_number(0, self.created_ms)
+    }
+
+    pub fn ending_sequence_number(&self) -> Option<SequenceNumber> {
+        self.closed.as_ref().map(|c| self.sequence_number(SequenceNumber::MAX_SEQ_INDEX, c.closed_ms))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StreamMeta {
+    pub name: String,
+    /// Unique for the life of the data dir: a re-created stream gets a new one.
+    pub incarnation: u64,
+    pub created_ms: i64,
+    pub status: StreamStatus,
+    /// When the current transitional status (CREATING, UPDATING, DELETING) ends.
+    pub status_until_ms: i64,
+    pub mode: StreamMode,
+    pub retention_hours: i64,
+    pub shards: Vec<ShardMeta>,
+    pub tags: BTreeMap<String, String>,
+    pub shard_level_metrics: BTreeSet<String>,
+    /// KMS key id while server-side encryption is on.
+    pub encryption_key_id: Option<String>,
+    pub max_record_size_kib: i64,
+    pub policy: Option<String>,
+}
+
+impl StreamMeta {
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_hours * 3_600_000
+    }
+
+    pub fn open_shard_count(&self) -> u64 {
+        self.shards.iter().filter(|s| s.is_open()).count() as u64
+    }
+
+    pub fn shard(&self, index: u32) -> Option<&ShardMeta> {
+        // Shards are stored in index order and indexes are never reused.
+        self.shards.binary_search_by_key(&index, |s| s.index).ok().map(|i| &self.shards[i])
+    }
+
+    /// The open shard whose hash key range holds `key`.
+    pub fn route(&self, key: HashKey) -> Option<&ShardMeta> {
+        self.shards.iter().find(|s| s.is_open() && s.range().contains(key))
+    }
+}
+
+/// Counters that must never repeat.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub next_incarnation: u64,
+    pub next_log_id: u64,
+}
+
+/// Account settings (UpdateAccountSettings).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AccountSettings {
+    pub billing_commitment_enabled_ms: Option<i64>,
+    pub billing_commitment_ended_ms: Option<i64>,
+}
+
+/// The durable metadata store.
+pub struct MetaStore {
+    db: Database,
+    path: String,
+}
+
+/// What `MetaStore::open` found.
+pub struct Loaded {
+    pub streams: Vec<StreamMeta>,
+    pub counters: Counters,
+    pub settings: AccountSettings,
+    pub token_key: [u8; 32],
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> Result<(MetaStore, Loaded), MetaError> {
+        let p = path.display().to_string();
+        let db = Database::create(path).map_err(|e| store_err(&p)(e.into()))?;
+        let store = MetaStore { db, path: p };
+        let loaded = store.load_or_init()?;
+        Ok((store, loaded))
+    }
+
+    fn load_or_init(&self) -> Result<Loaded, MetaError> {
+        let e = store_err(&self.path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        let loaded;
+        {
+            let mut account = tx.open_table(ACCOUNT).map_err(|x| e(x.into()))?;
+            let streams_table = tx.open_table(STREAMS).map_err(|x| e(x.into()))?;
+            let get = |table: &redb::Table<&str, &[u8]>, key: &str| -> Result<Option<Vec<u8>>, MetaError> {
+                Ok(table.get(key).map_err(|x| e(x.into()))?.map(|v| v.value().to_vec()))
+            };
+            match get(&account, KEY_FORMAT_VERSION)? {
+                Some(v) => {
+                    let found: u32 = decode(KEY_FORMAT_VERSION, &v)?;
+                    if found > META_FORMAT_VERSION {
+                        return Err(MetaError::TooNew { found, supported: META_FORMAT_VERSION });
+                    }
+                }
+                None => {
+                    account
+                        .insert(KEY_FORMAT_VERSION, encode(&META_FORMAT_VERSION).as_slice())
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
+            let token_key = match get(&account, KEY_TOKEN_KEY)? {
+                Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| MetaError::Corrupt {
+                    key: KEY_TOKEN_KEY.into(),
+                    why: format!("expected 32 bytes, found {}", bytes.len()),
+                })?,
+                None => {
+                    let key: [u8; 32] = rand::random();
+                    account.insert(KEY_TOKEN_KEY, key.as_slice()).map_err(|x| e(x.into()))?;
+                    key
+                }
+            };
+            let counters = match get(&account, KEY_COUNTERS)? {
+                Some(v) => decode(KEY_COUNTERS, &v)?,
+                None => Counters { next_incarnation: 1, next_log_id: 1 },
+            };
+            let settings = match get(&account, KEY_SETTINGS)? {
+                Some(v) => decode(KEY_SETTINGS, &v)?,
+                None => AccountSettings::default(),
+            };
+            let mut streams = Vec::new();
+            for entry in streams_table.iter().map_err(|x| e(x.into()))? {
+                let (k, v) = entry.map_err(|x| e(x.into()))?;
+                streams.push(decode::<StreamMeta>(k.value(), v.value())?);
+            }
+            loaded = Loaded { streams, counters, settings, token_key };
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        Ok(loaded)
+    }
+
+    /// Applies one change atomically and durably.
+    pub fn commit(&self, change: &Change<'_>) -> Result<(), MetaError> {
+        let e = store_err(&self.path);
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut streams = tx.open_table(STREAMS).map_err(|x| e(x.into()))?;
+            let mut account = tx.open_table(ACCOUNT).map_err(|x| e(x.into()))?;
+            for s in change.put_streams {
+                streams.insert(s.name.as_str(), encode(s).as_slice()).map_err(|x| e(x.into()))?;
+            }
+            for name in change.remove_streams {
+                streams.remove(*name).map_err(|x| e(x.into()))?;
+            }
+            if let Some(c) = change.counters {
+                account.insert(KEY_COUNTERS, encode(c).as_slice()).map_err(|x| e(x.into()))?;
+            }
+            if let Some(s) = change.settings {
+                account.insert(KEY_SETTINGS, encode(s).as_slice()).map_err(|x| e(x.into()))?;
+            }
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        Ok(())
+    }
+}
+
+/// One atomic metadata change.
+#[derive(Default)]
+pub struct Change<'a> {
+    pub put_streams: &'a [&'a StreamMeta],
+    pub remove_streams: &'a [&'a str],
+    pub counters: Option<&'a Counters>,
+    pub settings: Option<&'a AccountSettings>,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, MetaError> {
+    serde_json::from_slice(bytes)
+        .map_err(|err| MetaError::Corrupt { key: key.to_string(), why: err.to_string() })
+}
