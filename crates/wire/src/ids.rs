@@ -91,10 +91,7 @@ pub struct HashKeyRange {
 
 impl HashKeyRange {
     /// The whole key space; the range of a one-shard stream.
-    pub const FULL: HashKeyRange = HashKeyRange {
-        start: HashKey::MIN,
-        end: HashKey::MAX,
-    };
+    pub const FULL: HashKeyRange = HashKeyRange { start: HashKey::MIN, end: HashKey::MAX };
 
     /// A range, or `None` when `start > end`.
     pub fn new(start: HashKey, end: HashKey) -> Option<HashKeyRange> {
@@ -123,15 +120,8 @@ impl HashKeyRange {
             // i < n, so i·step ≤ (n − 1)·floor(2^128 / n) < 2^128; likewise (i + 1)·step for
             // every shard but the last.
             let start = i * step;
-            let end = if i + 1 == n {
-                u128::MAX
-            } else {
-                (i + 1) * step - 1
-            };
-            ranges.push(HashKeyRange {
-                start: HashKey(start),
-                end: HashKey(end),
-            });
+            let end = if i + 1 == n { u128::MAX } else { (i + 1) * step - 1 };
+            ranges.push(HashKeyRange { start: HashKey(start), end: HashKey(end) });
         }
         debug_assert_eq!(ranges.len(), shard_count as usize);
         ranges
@@ -288,9 +278,7 @@ impl SequenceNumber {
         if !matches_decimal_pattern(digits, SEQ_DIGITS_MAX) {
             return Err(SeqError::Malformed);
         }
-        let too_big = SeqError::Unrecognized {
-            reason: "value is wider than 188 bits",
-        };
+        let too_big = SeqError::Unrecognized { reason: "value is wider than 188 bits" };
         if digits.len() > SEQ_DIGITS_LAYOUT_MAX {
             return Err(too_big);
         }
@@ -299,31 +287,21 @@ impl SequenceNumber {
             return Err(too_big);
         }
         if value.field(MARKER_SHIFT, MARKER_BITS) != MARKER {
-            return Err(SeqError::Unrecognized {
-                reason: "leading hex digit is not 2",
-            });
+            return Err(SeqError::Unrecognized { reason: "leading hex digit is not 2" });
         }
         if value.field(VERSION_SHIFT, VERSION_BITS) != VERSION {
-            return Err(SeqError::Unrecognized {
-                reason: "version is not 2",
-            });
+            return Err(SeqError::Unrecognized { reason: "version is not 2" });
         }
         if value.field(BYTE1_SHIFT, BYTE1_BITS) != 0 {
-            return Err(SeqError::Unrecognized {
-                reason: "reserved byte is not zero",
-            });
+            return Err(SeqError::Unrecognized { reason: "reserved byte is not zero" });
         }
         let seq_index = value.field(SEQ_INDEX_SHIFT, SEQ_INDEX_BITS);
         if seq_index > Self::MAX_SEQ_INDEX {
-            return Err(SeqError::Unrecognized {
-                reason: "sequence index has its high bit set",
-            });
+            return Err(SeqError::Unrecognized { reason: "sequence index has its high bit set" });
         }
         let shard_index = value.field(SHARD_INDEX_SHIFT, SHARD_INDEX_BITS);
         if value.field(SHARD_NIBBLE_SHIFT, SHARD_NIBBLE_BITS) != shard_index & 0xf {
-            return Err(SeqError::Unrecognized {
-                reason: "the two shard index fields disagree",
-            });
+            return Err(SeqError::Unrecognized { reason: "the two shard index fields disagree" });
         }
         let parsed = SequenceNumber {
             shard_create_secs: value.field(CREATE_SHIFT, SECS_BITS),
@@ -339,19 +317,11 @@ impl SequenceNumber {
     fn to_bits(self) -> U192 {
         let mut value = U192::ZERO;
         value.set_field(VERSION_SHIFT, VERSION_BITS, VERSION);
-        value.set_field(
-            SHARD_INDEX_SHIFT,
-            SHARD_INDEX_BITS,
-            u64::from(self.shard_index),
-        );
+        value.set_field(SHARD_INDEX_SHIFT, SHARD_INDEX_BITS, u64::from(self.shard_index));
         value.set_field(ARRIVAL_SHIFT, SECS_BITS, self.arrival_secs);
         value.set_field(BYTE1_SHIFT, BYTE1_BITS, 0);
         value.set_field(SEQ_INDEX_SHIFT, SEQ_INDEX_BITS, self.seq_index);
-        value.set_field(
-            SHARD_NIBBLE_SHIFT,
-            SHARD_NIBBLE_BITS,
-            u64::from(self.shard_index & 0xf),
-        );
+        value.set_field(SHARD_NIBBLE_SHIFT, SHARD_NIBBLE_BITS, u64::from(self.shard_index & 0xf));
         value.set_field(CREATE_SHIFT, SECS_BITS, self.shard_create_secs);
         value.set_field(MARKER_SHIFT, MARKER_BITS, MARKER);
         value
@@ -359,13 +329,7 @@ impl SequenceNumber {
 
     /// The fields in the order of their significance in the 188-bit value.
     fn significance_key(&self) -> (u64, u32, u64, u64, u32) {
-        (
-            self.shard_create_secs,
-            self.shard_index & 0xf,
-            self.seq_index,
-            self.arrival_secs,
-            self.shard_index,
-        )
+        (self.shard_create_secs, self.shard_index & 0xf, self.seq_index, self.arrival_secs, self.shard_index)
     }
 }
 
@@ -529,63 +493,32 @@ mod tests {
     #[test]
     fn hash_key_parses_bounds() {
         assert_eq!(HashKey::parse("0"), Ok(HashKey(0)));
-        assert_eq!(
-            HashKey::parse("340282366920938463463374607431768211455"),
-            Ok(HashKey::MAX)
-        );
-        assert_eq!(
-            HashKey::parse("340282366920938463463374607431768211456"),
-            Err(HashKeyError::OutOfRange)
-        );
-        assert_eq!(
-            HashKey::parse("999999999999999999999999999999999999999"),
-            Err(HashKeyError::OutOfRange)
-        );
+        assert_eq!(HashKey::parse("340282366920938463463374607431768211455"), Ok(HashKey::MAX));
+        assert_eq!(HashKey::parse("340282366920938463463374607431768211456"), Err(HashKeyError::OutOfRange));
+        assert_eq!(HashKey::parse("999999999999999999999999999999999999999"), Err(HashKeyError::OutOfRange));
     }
 
     #[test]
     fn hash_key_rejects_pattern_violations() {
-        for text in [
-            "",
-            "-1",
-            "+1",
-            "01",
-            "00",
-            "1 ",
-            " 1",
-            "1e3",
-            "１",
-            "3402823669209384634633746074317682114550",
-        ] {
-            assert_eq!(
-                HashKey::parse(text),
-                Err(HashKeyError::Malformed),
-                "{text:?}"
-            );
+        for text in
+            ["", "-1", "+1", "01", "00", "1 ", " 1", "1e3", "１", "3402823669209384634633746074317682114550"]
+        {
+            assert_eq!(HashKey::parse(text), Err(HashKeyError::Malformed), "{text:?}");
         }
     }
 
     #[test]
     fn hash_key_displays_decimal() {
-        assert_eq!(
-            HashKey::MAX.to_string(),
-            "340282366920938463463374607431768211455"
-        );
+        assert_eq!(HashKey::MAX.to_string(), "340282366920938463463374607431768211455");
         assert_eq!(HashKey(0).to_string(), "0");
     }
 
     #[test]
     fn partition_key_hash_is_big_endian_md5() {
         // md5("") = d41d8cd98f00b204e9800998ecf8427e
-        assert_eq!(
-            HashKey::from_partition_key(""),
-            HashKey(0xd41d8cd98f00b204e9800998ecf8427e)
-        );
+        assert_eq!(HashKey::from_partition_key(""), HashKey(0xd41d8cd98f00b204e9800998ecf8427e));
         // md5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(
-            HashKey::from_partition_key("a"),
-            HashKey(0x0cc175b9c0f1b6a831c399e269772661)
-        );
+        assert_eq!(HashKey::from_partition_key("a"), HashKey(0x0cc175b9c0f1b6a831c399e269772661));
     }
 
     #[test]
@@ -595,10 +528,7 @@ mod tests {
         assert_eq!(two.len(), 2);
         assert_eq!(two[0].start, HashKey(0));
         assert_eq!(two[0].end, HashKey(TWO_POW_127 - 1));
-        assert_eq!(
-            two[1].start.to_string(),
-            "170141183460469231731687303715884105728"
-        );
+        assert_eq!(two[1].start.to_string(), "170141183460469231731687303715884105728");
         assert_eq!(two[1].end, HashKey::MAX);
         // 3 does not divide 2^128: the last shard absorbs the remainder.
         let three = HashKeyRange::even_split(3);
@@ -624,10 +554,7 @@ mod tests {
         for text in ["shardId-000000000001", "shardId-1", "shard-1", "1", "x-01"] {
             assert_eq!(ShardId::parse_lenient(text), Some(ShardId(1)), "{text}");
         }
-        assert_eq!(
-            ShardId::parse_lenient("shardId-2147483647"),
-            Some(ShardId::MAX)
-        );
+        assert_eq!(ShardId::parse_lenient("shardId-2147483647"), Some(ShardId::MAX));
         for text in [
             "",
             "shardId-",
@@ -675,10 +602,7 @@ mod tests {
         );
         // 2022-04-14 00:00:00 UTC and 2022-04-15 00:00:00 UTC.
         let day = 1_649_894_400..1_649_980_800;
-        assert!(
-            seq.arrival_secs <= 1_649_930_049,
-            "arrival not after the record timestamp"
-        );
+        assert!(seq.arrival_secs <= 1_649_930_049, "arrival not after the record timestamp");
         assert!(day.contains(&seq.arrival_secs));
         assert!(seq.shard_create_secs <= seq.arrival_secs);
         assert!(seq.shard_create_secs > 1_600_000_000);
@@ -687,17 +611,9 @@ mod tests {
 
     #[test]
     fn sequence_number_shape() {
-        let start = SequenceNumber {
-            shard_create_secs: 0,
-            shard_index: 0,
-            seq_index: 0,
-            arrival_secs: 0,
-        };
+        let start = SequenceNumber { shard_create_secs: 0, shard_index: 0, seq_index: 0, arrival_secs: 0 };
         // 2·16^46 + 2
-        assert_eq!(
-            start.encode(),
-            "49039857307708443467467104868809893875799651909875269634"
-        );
+        assert_eq!(start.encode(), "49039857307708443467467104868809893875799651909875269634");
         let end = SequenceNumber {
             shard_create_secs: 1_700_000_000,
             shard_index: 0xffff_ffff,
@@ -712,21 +628,10 @@ mod tests {
     #[test]
     fn sequence_number_rejects() {
         let good = "49647060812288014558888668248263847763900017820167045122";
-        for text in [
-            "",
-            "0x1",
-            "049647060812288014558888668248263847763900017820167045122",
-        ] {
-            assert_eq!(
-                SequenceNumber::parse(text),
-                Err(SeqError::Malformed),
-                "{text}"
-            );
+        for text in ["", "0x1", "049647060812288014558888668248263847763900017820167045122"] {
+            assert_eq!(SequenceNumber::parse(text), Err(SeqError::Malformed), "{text}");
         }
-        assert_eq!(
-            SequenceNumber::parse(&"9".repeat(130)),
-            Err(SeqError::Malformed)
-        );
+        assert_eq!(SequenceNumber::parse(&"9".repeat(130)), Err(SeqError::Malformed));
         let mut unrecognized = vec![
             "0".to_string(),
             "1".to_string(),
@@ -755,13 +660,7 @@ mod tests {
         bits.set_field(SHARD_NIBBLE_SHIFT, SHARD_NIBBLE_BITS, 1);
         unrecognized.push(bits.to_decimal());
         for text in unrecognized {
-            assert!(
-                matches!(
-                    SequenceNumber::parse(&text),
-                    Err(SeqError::Unrecognized { .. })
-                ),
-                "{text}"
-            );
+            assert!(matches!(SequenceNumber::parse(&text), Err(SeqError::Unrecognized { .. })), "{text}");
         }
     }
 
@@ -773,11 +672,7 @@ mod tests {
             seq_index: 10,
             arrival_secs: 1_701_760_152,
         };
-        let later = SequenceNumber {
-            seq_index: 11,
-            arrival_secs: base.arrival_secs - 5,
-            ..base
-        };
+        let later = SequenceNumber { seq_index: 11, arrival_secs: base.arrival_secs - 5, ..base };
         assert!(base < later);
         assert!(base.encode() < later.encode());
     }
@@ -786,15 +681,9 @@ mod tests {
     fn u192_decimal_round_trip_at_the_edges() {
         let max = U192([u64::MAX; 3]);
         let text = max.to_decimal();
-        assert_eq!(
-            text,
-            "6277101735386680763835789423207666416102355444464034512895"
-        );
+        assert_eq!(text, "6277101735386680763835789423207666416102355444464034512895");
         assert_eq!(U192::from_decimal(text.as_bytes()), Some(max));
-        assert_eq!(
-            U192::from_decimal(b"6277101735386680763835789423207666416102355444464034512896"),
-            None
-        );
+        assert_eq!(U192::from_decimal(b"6277101735386680763835789423207666416102355444464034512896"), None);
         assert_eq!(U192::ZERO.to_decimal(), "0");
         assert_eq!(U192::from_decimal(b"0"), Some(U192::ZERO));
     }

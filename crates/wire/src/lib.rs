@@ -2,7 +2,7 @@
 //! typed operation inputs and outputs, identifiers. No I/O lives here.
 
 pub mod error;
+pub mod ids;
 pub mod model;
 pub mod ops;
-pub mod ids;
 pub mod token;

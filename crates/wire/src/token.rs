@@ -69,10 +69,7 @@ pub enum TokenError {
     Invalid,
     /// Sealing refused: the payload would make the token longer than [`MAX_TOKEN_CHARS`].
     #[error("token payload of {payload_bytes} bytes exceeds the limit of {max_bytes} bytes")]
-    TooLarge {
-        payload_bytes: usize,
-        max_bytes: usize,
-    },
+    TooLarge { payload_bytes: usize, max_bytes: usize },
 }
 
 const PREFIX: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
@@ -96,10 +93,7 @@ pub const MAX_PAYLOAD_BYTES: usize = MAX_SEALED_BYTES - HEADER_BYTES - MAC_BYTES
 /// Seals `payload` into an opaque token of the given kind.
 pub fn seal(key: &TokenKey, kind: TokenKind, payload: &[u8]) -> Result<String, TokenError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
-        return Err(TokenError::TooLarge {
-            payload_bytes: payload.len(),
-            max_bytes: MAX_PAYLOAD_BYTES,
-        });
+        return Err(TokenError::TooLarge { payload_bytes: payload.len(), max_bytes: MAX_PAYLOAD_BYTES });
     }
     let mut sealed = Vec::with_capacity(HEADER_BYTES + payload.len() + MAC_BYTES);
     sealed.extend_from_slice(&PREFIX);
@@ -134,8 +128,7 @@ pub fn unseal(key: &TokenKey, kind: TokenKind, token: &str) -> Result<Vec<u8>, T
     let mac_offset = sealed.len() - MAC_BYTES;
     let mut mac = key.mac();
     mac.update(&sealed[..mac_offset]);
-    mac.verify_truncated_left(&sealed[mac_offset..])
-        .map_err(|_| TokenError::Invalid)?;
+    mac.verify_truncated_left(&sealed[mac_offset..]).map_err(|_| TokenError::Invalid)?;
     sealed.truncate(mac_offset);
     sealed.drain(..PAYLOAD_OFFSET);
     Ok(sealed)
@@ -171,20 +164,16 @@ impl ShardIteratorToken {
         let mut payload = [0u8; ITER_PAYLOAD_BYTES];
         payload[ITER_INCARNATION_OFFSET..ITER_SHARD_OFFSET]
             .copy_from_slice(&self.stream_incarnation.to_le_bytes());
-        payload[ITER_SHARD_OFFSET..ITER_POSITION_OFFSET]
-            .copy_from_slice(&self.shard_index.to_le_bytes());
-        payload[ITER_POSITION_OFFSET..ITER_ISSUED_OFFSET]
-            .copy_from_slice(&self.position.to_le_bytes());
-        payload[ITER_ISSUED_OFFSET..ITER_PAYLOAD_BYTES]
-            .copy_from_slice(&self.issued_ms.to_le_bytes());
+        payload[ITER_SHARD_OFFSET..ITER_POSITION_OFFSET].copy_from_slice(&self.shard_index.to_le_bytes());
+        payload[ITER_POSITION_OFFSET..ITER_ISSUED_OFFSET].copy_from_slice(&self.position.to_le_bytes());
+        payload[ITER_ISSUED_OFFSET..ITER_PAYLOAD_BYTES].copy_from_slice(&self.issued_ms.to_le_bytes());
         seal(key, TokenKind::ShardIterator, &payload)
             .expect("a shard iterator payload is fixed-size and within the limit")
     }
 
     pub fn open(token: &str, key: &TokenKey) -> Result<ShardIteratorToken, TokenError> {
         let payload = unseal(key, TokenKind::ShardIterator, token)?;
-        let payload: [u8; ITER_PAYLOAD_BYTES] =
-            payload.try_into().map_err(|_| TokenError::Invalid)?;
+        let payload: [u8; ITER_PAYLOAD_BYTES] = payload.try_into().map_err(|_| TokenError::Invalid)?;
         Ok(ShardIteratorToken {
             stream_incarnation: u64::from_le_bytes(le_field(&payload, ITER_INCARNATION_OFFSET)),
             shard_index: u32::from_le_bytes(le_field(&payload, ITER_SHARD_OFFSET)),
@@ -255,10 +244,7 @@ impl PageToken {
         }
         let stream_incarnation = u64::from_le_bytes(le_field(&payload, PAGE_INCARNATION_OFFSET));
         let issued_ms = i64::from_le_bytes(le_field(&payload, PAGE_ISSUED_OFFSET));
-        let after_len = usize::from(u16::from_le_bytes(le_field(
-            &payload,
-            PAGE_AFTER_LEN_OFFSET,
-        )));
+        let after_len = usize::from(u16::from_le_bytes(le_field(&payload, PAGE_AFTER_LEN_OFFSET)));
         let after_end = PAGE_AFTER_OFFSET + after_len;
         let extra_offset = after_end + 2;
         if payload.len() < extra_offset {
@@ -271,20 +257,13 @@ impl PageToken {
         let after = std::str::from_utf8(&payload[PAGE_AFTER_OFFSET..after_end])
             .map_err(|_| TokenError::Invalid)?
             .to_owned();
-        Ok(PageToken {
-            stream_incarnation,
-            after,
-            issued_ms,
-            extra: payload[extra_offset..].to_vec(),
-        })
+        Ok(PageToken { stream_incarnation, after, issued_ms, extra: payload[extra_offset..].to_vec() })
     }
 }
 
 /// The `N` bytes at `offset`; the caller has checked the length.
 fn le_field<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
-    bytes[offset..offset + N]
-        .try_into()
-        .expect("caller checked the length")
+    bytes[offset..offset + N].try_into().expect("caller checked the length")
 }
 
 #[cfg(test)]
@@ -315,31 +294,18 @@ mod tests {
     #[test]
     fn iterator_rejects_other_key_kind_and_garbage() {
         let token = iterator().seal(&key(7));
-        assert_eq!(
-            ShardIteratorToken::open(&token, &key(8)),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(ShardIteratorToken::open(&token, &key(8)), Err(TokenError::Invalid));
         assert_eq!(PageToken::open(&token, &key(7)), Err(TokenError::Invalid));
         for garbage in ["", "AAAAAAAAAAE=", "not base64!", &"A".repeat(600)] {
-            assert_eq!(
-                ShardIteratorToken::open(garbage, &key(7)),
-                Err(TokenError::Invalid),
-                "{garbage}"
-            );
+            assert_eq!(ShardIteratorToken::open(garbage, &key(7)), Err(TokenError::Invalid), "{garbage}");
         }
         // Truncated.
-        assert_eq!(
-            ShardIteratorToken::open(&token[..token.len() - 4], &key(7)),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(ShardIteratorToken::open(&token[..token.len() - 4], &key(7)), Err(TokenError::Invalid));
         // URL-safe re-encoding.
         let bytes = STANDARD.decode(&token).unwrap();
         let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
         if url_safe != token {
-            assert_eq!(
-                ShardIteratorToken::open(&url_safe, &key(7)),
-                Err(TokenError::Invalid)
-            );
+            assert_eq!(ShardIteratorToken::open(&url_safe, &key(7)), Err(TokenError::Invalid));
         }
     }
 
@@ -350,25 +316,16 @@ mod tests {
         assert!(token.ends_with("=="), "{token}");
         assert!(unseal(&key(4), TokenKind::PageToken, &token).is_ok());
         let unpadded = token.trim_end_matches('=');
-        assert_eq!(
-            unseal(&key(4), TokenKind::PageToken, unpadded),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(unseal(&key(4), TokenKind::PageToken, unpadded), Err(TokenError::Invalid));
         // Same bytes, but non-zero trailing bits in the last data character.
         let mut chars: Vec<u8> = token.clone().into_bytes();
         let last_data = chars.len() - 3;
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let sextet = alphabet
-            .iter()
-            .position(|&c| c == chars[last_data])
-            .unwrap();
+        let sextet = alphabet.iter().position(|&c| c == chars[last_data]).unwrap();
         assert_eq!(sextet & 0xf, 0, "canonical encoding has zero trailing bits");
         chars[last_data] = alphabet[sextet | 1];
         let sloppy = String::from_utf8(chars).unwrap();
-        assert_eq!(
-            unseal(&key(4), TokenKind::PageToken, &sloppy),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(unseal(&key(4), TokenKind::PageToken, &sloppy), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -381,10 +338,7 @@ mod tests {
         };
         let token = page.seal(&key(1)).unwrap();
         assert_eq!(PageToken::open(&token, &key(1)), Ok(page));
-        assert_eq!(
-            ShardIteratorToken::open(&token, &key(1)),
-            Err(TokenError::Invalid)
-        );
+        assert_eq!(ShardIteratorToken::open(&token, &key(1)), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -399,10 +353,7 @@ mod tests {
         assert!(token.len() <= MAX_TOKEN_CHARS);
         assert_eq!(PageToken::open(&token, &key(1)), Ok(page.clone()));
         page.extra = vec![0; MAX_PAGE_TOKEN_DATA_BYTES - page.after.len() + 1];
-        assert!(matches!(
-            page.seal(&key(1)),
-            Err(TokenError::TooLarge { .. })
-        ));
+        assert!(matches!(page.seal(&key(1)), Err(TokenError::TooLarge { .. })));
     }
 
     #[test]
@@ -416,11 +367,7 @@ mod tests {
             Err(TokenError::TooLarge { .. })
         ));
         assert_eq!(
-            unseal(
-                &key(2),
-                TokenKind::PageToken,
-                &seal(&key(2), TokenKind::PageToken, &[]).unwrap()
-            ),
+            unseal(&key(2), TokenKind::PageToken, &seal(&key(2), TokenKind::PageToken, &[]).unwrap()),
             Ok(Vec::new())
         );
     }

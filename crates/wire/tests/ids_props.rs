@@ -7,8 +7,8 @@
 
 use kinesin_wire::ids::{HashKey, HashKeyRange, SequenceNumber, ShardId};
 use kinesin_wire::token::{
-    seal, unseal, PageToken, ShardIteratorToken, TokenError, TokenKey, TokenKind,
-    MAX_PAGE_TOKEN_DATA_BYTES, MAX_PAYLOAD_BYTES, MAX_TOKEN_CHARS,
+    seal, unseal, PageToken, ShardIteratorToken, TokenError, TokenKey, TokenKind, MAX_PAGE_TOKEN_DATA_BYTES,
+    MAX_PAYLOAD_BYTES, MAX_TOKEN_CHARS,
 };
 use proptest::prelude::*;
 use std::cmp::Ordering;
@@ -25,14 +25,12 @@ fn any_seq() -> impl Strategy<Value = SequenceNumber> {
         0..=SequenceNumber::MAX_SEQ_INDEX,
         0..=SequenceNumber::MAX_SECS,
     )
-        .prop_map(
-            |(shard_create_secs, shard_index, seq_index, arrival_secs)| SequenceNumber {
-                shard_create_secs,
-                shard_index,
-                seq_index,
-                arrival_secs,
-            },
-        )
+        .prop_map(|(shard_create_secs, shard_index, seq_index, arrival_secs)| SequenceNumber {
+            shard_create_secs,
+            shard_index,
+            seq_index,
+            arrival_secs,
+        })
 }
 
 /// Times between 2001 and 2100, as a real server would write.
@@ -43,14 +41,12 @@ fn realistic_seq() -> impl Strategy<Value = SequenceNumber> {
         0..=SequenceNumber::MAX_SEQ_INDEX,
         1_000_000_000u64..4_102_444_800,
     )
-        .prop_map(
-            |(shard_create_secs, shard_index, seq_index, arrival_secs)| SequenceNumber {
-                shard_create_secs,
-                shard_index,
-                seq_index,
-                arrival_secs,
-            },
-        )
+        .prop_map(|(shard_create_secs, shard_index, seq_index, arrival_secs)| SequenceNumber {
+            shard_create_secs,
+            shard_index,
+            seq_index,
+            arrival_secs,
+        })
 }
 
 fn any_iterator() -> impl Strategy<Value = ShardIteratorToken> {
@@ -65,18 +61,14 @@ fn any_iterator() -> impl Strategy<Value = ShardIteratorToken> {
 }
 
 fn any_page() -> impl Strategy<Value = PageToken> {
-    (
-        any::<u64>(),
-        "\\PC{0,80}",
-        any::<i64>(),
-        prop::collection::vec(any::<u8>(), 0..64),
-    )
-        .prop_map(|(stream_incarnation, after, issued_ms, extra)| PageToken {
+    (any::<u64>(), "\\PC{0,80}", any::<i64>(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(
+        |(stream_incarnation, after, issued_ms, extra)| PageToken {
             stream_incarnation,
             after,
             issued_ms,
             extra,
-        })
+        },
+    )
 }
 
 /// floor(2^128 / n) for n ≥ 2, computed differently from the code under test:
@@ -264,21 +256,12 @@ proptest! {
 fn every_flip_of_one_iterator_is_rejected() {
     // Exhaustive over positions and the whole base64 alphabet for one token.
     let key = TokenKey::from_bytes([3; 32]);
-    let sealed = ShardIteratorToken {
-        stream_incarnation: 1,
-        shard_index: 2,
-        position: 3,
-        issued_ms: 4,
-    }
-    .seal(&key);
+    let sealed =
+        ShardIteratorToken { stream_incarnation: 1, shard_index: 2, position: 3, issued_ms: 4 }.seal(&key);
     for index in 0..sealed.len() {
         for pick in 0..70 {
             let flipped = flip_char(&sealed, index, pick);
-            assert_eq!(
-                ShardIteratorToken::open(&flipped, &key),
-                Err(TokenError::Invalid),
-                "{flipped}"
-            );
+            assert_eq!(ShardIteratorToken::open(&flipped, &key), Err(TokenError::Invalid), "{flipped}");
         }
     }
 }
