@@ -864,10 +864,12 @@ fn check_filter(f: &ShardFilter) -> Result<Filter, ApiError> {
                 f.r#type
             )))
         }
-        (Some(_), false) => return Err(ApiError::invalid_argument(format!(
+        (Some(_), false) => {
+            return Err(ApiError::invalid_argument(format!(
             "Timestamp can only be specified with ShardFilter types AT_TIMESTAMP and FROM_TIMESTAMP, not {}.",
             f.r#type
-        ))),
+        )))
+        }
         (None, false) => None,
     };
     Ok(Filter { kind, shard, timestamp_ms })
