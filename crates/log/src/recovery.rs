@@ -241,6 +241,10 @@ pub(crate) fn recover_log(
     let Some(last) = read.segments.last() else {
         return Err(LogError::Corrupt { path: dir.to_path_buf(), offset: 0, why: "no segment".into() });
     };
+    // What survived may sit unsynced in the page cache (after a process crash): make it durable
+    // before serving it, so no reader sees a record a later crash could take back.
+    last.file.sync_data().map_err(io("sync", &last.path))?;
+    storage.sync_dir(dir).map_err(io("sync directory", dir))?;
     let active = ActiveSegment {
         base: last.base,
         path: last.path.clone(),
