@@ -299,7 +299,13 @@ impl SimStorage {
             let mut survivor = file.synced.clone();
             if let (true, Some(rng)) = (grew, rng.as_mut()) {
                 let extra = file.live.len() - synced_len;
-                let keep = (rng.next() % (extra as u64 + 1)) as usize;
+                // A third of the time nothing of the unsynced bytes reached the disk, a third of
+                // the time all of it did, otherwise a random prefix (a torn write).
+                let keep = match rng.next() % 3 {
+                    0 => 0,
+                    1 => extra,
+                    _ => (rng.next() % (extra as u64 + 1)) as usize,
+                };
                 survivor.extend_from_slice(&file.live[synced_len..synced_len + keep]);
             }
             file.live = survivor.clone();
