@@ -336,6 +336,14 @@ def v_pattern(value, member, pattern):
     return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
 
 
+def v_pattern_any(value, member, pattern):
+    """Pattern errors for HashKey / SequenceNumber: the 2020-era captures print the bare pattern,
+    the newest service model anchors it (^(...)$); either rendering is accepted."""
+    anchored = f"^({pattern})$"
+    head = f"Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+    return re.compile(re.escape(head) + "(?:" + re.escape(anchored) + "|" + re.escape(pattern) + ")(?=; |$)")
+
+
 def v_enum(value, member, values):
     """Enum errors list the allowed values in an unspecified (Java set) order."""
     alts = "|".join(re.escape(v) for v in values)

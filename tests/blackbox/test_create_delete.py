@@ -159,18 +159,18 @@ def test_create_validation_bad_pattern(raw, bad):
 
 
 def test_create_validation_bad_stream_mode(raw):
-    r = raw.call("CreateStream", {"StreamName": "x", "StreamModeDetails": {"StreamMode": "FOO"}})
+    r = raw.call("CreateStream", {"StreamName": unique_name("v"), "StreamModeDetails": {"StreamMode": "FOO"}})
     assert_validation(r, [v_enum("FOO", "streamModeDetails.streamMode", ["PROVISIONED", "ON_DEMAND"])])
 
 
 def test_create_validation_stream_mode_missing(raw):
-    r = raw.call("CreateStream", {"StreamName": "x", "ShardCount": 1, "StreamModeDetails": {}})
+    r = raw.call("CreateStream", {"StreamName": unique_name("v"), "ShardCount": 1, "StreamModeDetails": {}})
     assert_validation(r, [v_null("streamModeDetails.streamMode")])
 
 
 @pytest.mark.parametrize("size,which", [(1023, "min"), (10241, "max"), (0, "min")])
 def test_create_validation_max_record_size(raw, size, which):
-    r = raw.call("CreateStream", {"StreamName": "x", "ShardCount": 1, "MaxRecordSizeInKiB": size})
+    r = raw.call("CreateStream", {"StreamName": unique_name("v"), "ShardCount": 1, "MaxRecordSizeInKiB": size})
     if which == "min":
         assert_validation(r, [v_min(str(size), "maxRecordSizeInKiB", 1024)])
     else:
@@ -178,7 +178,7 @@ def test_create_validation_max_record_size(raw, size, which):
 
 
 def test_create_validation_empty_tags(raw):
-    r = raw.call("CreateStream", {"StreamName": "x", "ShardCount": 1, "Tags": {}})
+    r = raw.call("CreateStream", {"StreamName": unique_name("v"), "ShardCount": 1, "Tags": {}})
     assert_validation(r, [v_min_len("{}", "tags")])
 
 

@@ -26,6 +26,7 @@ from kutil import (
     v_min_len,
     v_null,
     v_pattern,
+    v_pattern_any,
     wait_gone,
 )
 
@@ -240,7 +241,7 @@ def test_get_shard_iterator_validation_empty(raw):
             v_pattern("", "shardId", NAME_PATTERN),
             v_min_len("", "shardId"),
             v_enum("", "shardIteratorType", ITERATOR_TYPES),
-            v_pattern("", "startingSequenceNumber", SEQ_PATTERN),
+            v_pattern_any("", "startingSequenceNumber", SEQ_PATTERN),
             v_pattern("", "streamName", NAME_PATTERN),
             v_min_len("", "streamName"),
         ],

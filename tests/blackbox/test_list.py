@@ -175,13 +175,6 @@ def test_list_shards_pagination_next_token_alone(kinesis, make_stream):
         assert not r.get("NextToken")
 
 
-def test_list_shards_paginator(kinesis, make_stream):
-    name = make_stream(5)
-    pages = kinesis.get_paginator("list_shards").paginate(StreamName=name, PaginationConfig={"PageSize": 2})
-    ids = [s["ShardId"] for p in pages for s in p["Shards"]]
-    assert ids == [shard_id(i) for i in range(5)]
-
-
 def test_list_shards_stream_creation_timestamp(kinesis, make_stream):
     name = make_stream(2)
     ts = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamCreationTimestamp"]
