@@ -318,12 +318,23 @@ impl Log {
             }
             removed
         };
-        drop(state);
+        // Oldest first, so that a crash part way leaves a log without a gap.
         let mut freed = 0;
-        for segment in &removed {
-            storage.remove_file(&segment.path).map_err(io("remove", &segment.path))?;
+        let mut removed = removed.into_iter();
+        while let Some(segment) = removed.next() {
+            if let Err(source) = storage.remove_file(&segment.path) {
+                // The files from here on are still there: serve them again, or a later trim
+                // could remove newer segments and leave a gap behind these after a restart.
+                let mut read = shard.read.write();
+                let back: Vec<SegmentState> = std::iter::once(segment).chain(removed).collect();
+                read.segments.splice(0..0, back);
+                read.newest_arrival_ms =
+                    read.segments.iter().rev().find_map(|s| s.batches.last()).map(|batch| batch.arrival_ms);
+                return Err(LogError::io("remove", read.segments[0].path.clone(), source));
+            }
             freed += segment.len_bytes;
         }
+        drop(state);
         storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir))?;
         tracing::debug!(log = %id, segments = removed.len(), freed, "trimmed");
         Ok(freed)
@@ -340,8 +351,18 @@ impl Log {
         assert!(base > state.active.base, "the active segment holds batches");
         let path = shard.dir.join(format::segment_file_name(base));
         let file = create_segment(storage, &path, shard.id, base)?;
-        file.sync_data().map_err(io("sync", &path))?;
-        storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir))?;
+        let made_durable = file
+            .sync_data()
+            .map_err(io("sync", &path))
+            .and_then(|()| storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir)));
+        if let Err(error) = made_durable {
+            // The log goes on in the old segment; leave no stray segment behind (recovery also
+            // removes one left by a crash).
+            if let Err(cleanup) = storage.remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %cleanup, "could not remove a stray segment");
+            }
+            return Err(error);
+        }
         let header_len = SEGMENT_HEADER_LEN as u64;
         state.active = ActiveSegment {
             base,

@@ -135,25 +135,22 @@ pub(crate) fn recover_log(
         return Ok(None);
     }
 
-    let mut segments: Vec<SegmentState> = Vec::with_capacity(bases.len());
-    let mut tip = 0u64;
-    let mut newest_arrival_ms = None;
-    let mut needs_roll = false;
-    let mut last_bytes: Vec<u8> = Vec::new();
-    let last_index = bases.len() - 1;
-    for (index, (base, name)) in bases.iter().enumerate() {
+    // Load and check every segment first, then drop strays: a segment without any record
+    // that starts inside the previous one is left from a segment start that failed (or a
+    // crash during it) while the log went on in the previous segment.
+    struct Loaded {
+        base: u64,
+        path: std::path::PathBuf,
+        file: Arc<dyn StorageFile>,
+        bytes: Vec<u8>,
+        header_damage: Option<&'static str>,
+        scan: Scan,
+    }
+    let mut loaded: Vec<Loaded> = Vec::with_capacity(bases.len());
+    let mut end_seq = 0u64;
+    for (base, name) in &bases {
         let base = *base;
         let path = dir.join(name);
-        let is_last = index == last_index;
-        if index > 0 && base < tip {
-            return Err(LogError::Corrupt {
-                path,
-                offset: 0,
-                why: format!(
-                    "segment starts at sequence index {base}, before the end {tip} of the previous segment"
-                ),
-            });
-        }
         let file = storage.open_file(&path).map_err(io("open", &path))?;
         let len = file.len_bytes().map_err(io("stat", &path))?;
         let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
@@ -181,7 +178,40 @@ pub(crate) fn recover_log(
             Err(HeaderError::Short) => Some("segment shorter than its header"),
             Err(HeaderError::Damaged(why)) => Some(why),
         };
-        let mut scan = scan_segment(&bytes, base);
+        let scan = scan_segment(&bytes, base);
+        let holds_records = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
+        if !loaded.is_empty() && base < end_seq {
+            if holds_records {
+                return Err(LogError::Corrupt {
+                    path,
+                    offset: 0,
+                    why: format!("segment starts at sequence index {base}, inside the previous segment (which ends at {end_seq})"),
+                });
+            }
+            tracing::warn!(file = %path.display(), "removing a stray empty segment that starts inside the previous one");
+            storage.remove_file(&path).map_err(io("remove", &path))?;
+            storage.sync_dir(dir).map_err(io("sync directory", dir))?;
+            continue;
+        }
+        end_seq = end_seq.max(base);
+        if let Some(last) = scan.batches.last() {
+            end_seq = end_seq.max(last.end_seq());
+        }
+        if let Some(end) = scan.end_seq_after_damage {
+            end_seq = end_seq.max(end);
+        }
+        loaded.push(Loaded { base, path, file, bytes, header_damage, scan });
+    }
+
+    let mut segments: Vec<SegmentState> = Vec::with_capacity(loaded.len());
+    let mut tip = 0u64;
+    let mut newest_arrival_ms = None;
+    let mut needs_roll = false;
+    let mut last_bytes: Vec<u8> = Vec::new();
+    let last_index = loaded.len() - 1;
+    for (index, segment) in loaded.into_iter().enumerate() {
+        let Loaded { base, path, file, mut bytes, header_damage, mut scan } = segment;
+        let is_last = index == last_index;
         let found_batches = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
 
         if let Some(why) = header_damage {

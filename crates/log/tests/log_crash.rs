@@ -46,44 +46,12 @@ fn workload(log: &Log, appends_per_client: u64) -> Vec<Attempt> {
             mine
         });
         let mut all = Vec::new();
-        for mine in futures_join_all(clients).await {
+        for mine in common::join_all(clients).await {
             all.extend(mine);
         }
         all
     });
     attempts
-}
-
-/// A minimal join_all (no futures crate needed): run on one task with tokio::join over a Vec.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs = Vec::new();
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(output) => {
-                        *result = Some(output);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    for result in results {
-        outputs.push(result.expect("completed"));
-    }
-    outputs
 }
 
 /// Checks the recovered logs against what was attempted and acknowledged.

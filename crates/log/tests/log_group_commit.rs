@@ -1,0 +1,83 @@
+//! Group commit: concurrent appends share sync rounds. Pins that the writer syncs each touched
+//! file once per round rather than once per append (syncs are counted by the storage), and that
+//! sequential appends, which cannot share, do pay one round each (so the counting is real).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{records, sim_config};
+use kinesin_log::{Log, LogId, SimStorage};
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// Runs `appends` concurrent appends spread over `logs` logs; returns (sync rounds, file syncs).
+fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
+    let rt = multi_thread_runtime();
+    let sim = SimStorage::new();
+    // A sync costs a little, as on a real disk, so requests pile up behind it.
+    sim.set_sync_delay(Duration::from_micros(300));
+    let log = Arc::new(Log::open(sim_config(1 << 20), Arc::new(sim.clone())).expect("open"));
+    for id in 0..logs {
+        log.create(LogId(id), 0).expect("create");
+    }
+    let syncs_before = sim.counts().file_syncs;
+    let rounds_before = log.stats().sync_rounds;
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..appends)
+            .map(|k| {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let id = LogId(k % logs);
+                    log.append(id, 1, records(id, k, 2, 100)).await.expect("append")
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+    });
+    let syncs = sim.counts().file_syncs - syncs_before;
+    let rounds = log.stats().sync_rounds - rounds_before;
+    // Every append is there, with consecutive indexes per log.
+    for id in 0..logs {
+        let got = log.read(LogId(id), 0, 10_000, 1 << 30).expect("read");
+        assert_eq!(got.records.len() as u64, 2 * appends / logs);
+        assert!(got.records.iter().enumerate().all(|(i, r)| r.seq_index == i as u64));
+    }
+    (rounds, syncs)
+}
+
+#[test]
+fn concurrent_appends_across_many_logs_share_sync_rounds() {
+    let (rounds, syncs) = concurrent_appends(100, 200);
+    eprintln!("200 appends over 100 logs: {rounds} sync rounds, {syncs} file syncs");
+    assert!(rounds <= 20, "{rounds} sync rounds for 200 appends");
+    // At least one sync per log is unavoidable with a file per log; far fewer than one per append.
+    assert!(syncs < 160, "{syncs} file syncs for 200 appends");
+}
+
+#[test]
+fn concurrent_appends_to_one_log_share_one_sync() {
+    let (rounds, syncs) = concurrent_appends(1, 200);
+    eprintln!("200 appends to one log: {rounds} sync rounds, {syncs} file syncs");
+    assert!(rounds <= 20, "{rounds} sync rounds for 200 appends");
+    assert!(syncs <= 20, "{syncs} file syncs for 200 appends");
+}
+
+#[test]
+fn sequential_appends_pay_one_sync_each() {
+    let rt = common::runtime();
+    let sim = SimStorage::new();
+    let log = Log::open(sim_config(1 << 20), Arc::new(sim.clone())).expect("open");
+    log.create(LogId(1), 0).expect("create");
+    let before = sim.counts().file_syncs;
+    for k in 0..20 {
+        rt.block_on(log.append(LogId(1), 1, records(LogId(1), k, 1, 10))).expect("append");
+    }
+    assert_eq!(sim.counts().file_syncs - before, 20);
+    assert_eq!(log.stats().sync_rounds, 20);
+}
