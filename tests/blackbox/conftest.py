@@ -102,3 +102,19 @@ def _cleanup(client, names):
 
 def pytest_report_header(config):
     return f"kinesin binary: {kutil.kinesin_bin()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_tokens(server, kinesis):
+    """Issued as the session starts, so test_zz_expiry.py can check 5-minute expiry at the end
+    without a dedicated 5-minute wait."""
+    import time as _time
+
+    name = unique_name("expiry")
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    wait_status(kinesis, name)
+    kinesis.put_record(StreamName=name, PartitionKey="a", Data=b"x")
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    token = kinesis.list_shards(StreamName=name, MaxResults=1)["NextToken"]
+    return {"issued": _time.time(), "stream": name, "iterator": it, "list_shards_token": token}

@@ -464,6 +464,14 @@ def test_iterator_does_not_read_recreated_stream(kinesis, make_stream):
     assert [r["Data"] for r in read_shard(kinesis, name, shard_id(0))] == [b"new-incarnation"]
 
 
-@pytest.mark.skip(reason="iterator expiry takes 5 minutes and kinesin exposes no clock override")
-def test_iterator_expires_after_five_minutes():
-    pass
+def test_millis_behind_latest(kinesis, make_stream):
+    name = make_stream(1)
+    kinesis.put_record(StreamName=name, PartitionKey="a", Data=b"first")
+    time.sleep(1.5)
+    kinesis.put_record(StreamName=name, PartitionKey="a", Data=b"second")
+    r = kinesis.get_records(ShardIterator=iterator(kinesis, name), Limit=1)
+    assert [x["Data"] for x in r["Records"]] == [b"first"]
+    assert 1000 <= r["MillisBehindLatest"] <= 60000, r["MillisBehindLatest"]
+    r = kinesis.get_records(ShardIterator=r["NextShardIterator"])
+    assert [x["Data"] for x in r["Records"]] == [b"second"]
+    assert r["MillisBehindLatest"] == 0

@@ -298,3 +298,30 @@ def test_list_shards_filter_from_timestamp_before_creation(kinesis, make_stream)
     past = datetime.now(timezone.utc) - timedelta(days=3)
     r = kinesis.list_shards(StreamName=name, ShardFilter={"Type": "FROM_TIMESTAMP", "Timestamp": past})
     assert [s["ShardId"] for s in r["Shards"]] == [shard_id(0), shard_id(1)]
+
+
+def test_default_page_sizes(server_factory):
+    """DescribeStream and ListStreams return at most 100 items per call, whatever the Limit."""
+    from kutil import make_client, wait_status
+
+    srv = server_factory(ephemeral=True, args=["--create-stream-ms", "0", "--delete-stream-ms", "0"])
+    k = make_client(srv.endpoint)
+    big = "big"
+    k.create_stream(StreamName=big, ShardCount=101)
+    wait_status(k, big)
+    d = k.describe_stream(StreamName=big)["StreamDescription"]
+    assert len(d["Shards"]) == 100 and d["HasMoreShards"] is True
+    d = k.describe_stream(StreamName=big, Limit=10000)["StreamDescription"]
+    assert len(d["Shards"]) == 100 and d["HasMoreShards"] is True
+    d = k.describe_stream(StreamName=big, ExclusiveStartShardId=shard_id(99))["StreamDescription"]
+    assert [s["ShardId"] for s in d["Shards"]] == [shard_id(100)] and d["HasMoreShards"] is False
+    assert len(k.list_shards(StreamName=big)["Shards"]) == 101
+    for i in range(100):
+        k.create_stream(StreamName=f"s{i:03d}", ShardCount=1)
+    r = k.list_streams()
+    assert len(r["StreamNames"]) == 100 and r["HasMoreStreams"] is True
+    r = k.list_streams(Limit=10000)
+    assert len(r["StreamNames"]) == 100 and r["HasMoreStreams"] is True
+    rest = k.list_streams(NextToken=r["NextToken"])
+    assert len(rest["StreamNames"]) == 1 and rest["HasMoreStreams"] is False
+    assert sorted(r["StreamNames"] + rest["StreamNames"]) == sorted(["big"] + [f"s{i:03d}" for i in range(100)])
