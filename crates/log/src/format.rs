@@ -440,6 +440,29 @@ mod tests {
         assert!(matches!(encode_records([(&b"k"[..], &big[..])].into_iter()), Err(EncodeError::TooLarge(_))));
     }
 
+    /// The worked example in docs/format.md, byte for byte (checksum aside).
+    #[test]
+    fn documented_example_batch() {
+        let buf = sealed(&[(b"pk", b"hi")], 5, 1000);
+        let expected: Vec<u8> = [
+            &[0x2c, 0, 0, 0][..],
+            &buf[4..8],
+            &[5, 0, 0, 0, 0, 0, 0, 0],
+            &[1, 0, 0, 0],
+            &[0xe8, 0x03, 0, 0, 0, 0, 0, 0],
+            &[0, 0, 0, 0],
+            &[2, 0, 0, 0, b'p', b'k'],
+            &[2, 0, 0, 0, b'h', b'i'],
+        ]
+        .concat();
+        assert_eq!(buf, expected);
+        let mut crc_input = buf[BATCH_HEADER_LEN..].to_vec();
+        crc_input.extend_from_slice(&buf[0..4]);
+        crc_input.extend_from_slice(&buf[8..BATCH_HEADER_LEN]);
+        assert_eq!(&buf[4..8], &crc32c::crc32c(&crc_input).to_le_bytes());
+        assert_eq!(&encode_segment_header(1, 0)[..8], b"KNSNSEG\n");
+    }
+
     #[test]
     fn names_round_trip() {
         assert_eq!(segment_file_name(12), "00000000000000000012.seg");

@@ -6,7 +6,7 @@
 //! requested time.
 //!
 //! A failure prints its seed. Replay one seed with `KINESIN_LOG_SIM_SEED=<seed>`; run more seeds
-//! with `KINESIN_LOG_SIM_SEEDS=<count>` (default 12) and longer runs with
+//! with `KINESIN_LOG_SIM_SEEDS=<count>` (default 40) and longer runs with
 //! `KINESIN_LOG_SIM_STEPS=<steps>` (default 300).
 
 mod common;
@@ -442,7 +442,7 @@ fn randomized_simulation() {
     let seeds: Vec<u64> = match env_number("KINESIN_LOG_SIM_SEED") {
         Some(seed) => vec![seed],
         None => {
-            let count = env_number("KINESIN_LOG_SIM_SEEDS").unwrap_or(12);
+            let count = env_number("KINESIN_LOG_SIM_SEEDS").unwrap_or(40);
             let base = 0x6b69_6e65_7369_6e00u64;
             (0..count).map(|i| base + i).collect()
         }
