@@ -16,6 +16,7 @@ UTC_TIME = r"\w{3} \w{3} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4}"
 
 
 def wait_until_expired(early):
+    assert early["error"] is None, f"setup at session start failed: {early['error']}"
     remaining = early["issued"] + 302 - time.time()
     if remaining > 0:
         time.sleep(remaining)
@@ -36,6 +37,7 @@ def test_iterator_expires_after_five_minutes(raw, early_tokens):
 
 def test_list_shards_next_token_expires(raw, early_tokens):
     wait_until_expired(early_tokens)
+    assert early_tokens["list_shards_token"], "ListShards(MaxResults=1) on a 2-shard stream returned no NextToken"
     r = raw.call("ListShards", {"NextToken": early_tokens["list_shards_token"]})
     assert_error(r, "ExpiredNextTokenException")
 
