@@ -18,16 +18,24 @@ fn multi_thread_runtime() -> tokio::runtime::Runtime {
 fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
     let rt = multi_thread_runtime();
     let sim = SimStorage::new();
-    // A sync costs a little, as on a real disk, so requests pile up behind it.
-    sim.set_sync_delay(Duration::from_micros(300));
     let log = Arc::new(Log::open(sim_config(1 << 20), Arc::new(sim.clone())).expect("open"));
     for id in 0..logs {
         log.create(LogId(id), 0).expect("create");
     }
     let syncs_before = sim.counts().file_syncs;
     let rounds_before = log.stats().sync_rounds;
+    // Hold the writer in a slow first sync so that the other appends all queue behind it, as they
+    // do behind a real disk under load; then they must share the following round. No timing is
+    // asserted: only that queued appends are grouped.
+    sim.set_sync_delay(Duration::from_millis(300));
     rt.block_on(async {
-        let tasks: Vec<_> = (0..appends)
+        let first = {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.append(LogId(0), 1, records(LogId(0), 0, 2, 100)).await.expect("append") })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sim.set_sync_delay(Duration::ZERO);
+        let tasks: Vec<_> = (1..appends)
             .map(|k| {
                 let log = Arc::clone(&log);
                 tokio::spawn(async move {
@@ -36,6 +44,7 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
                 })
             })
             .collect();
+        first.await.expect("task");
         for task in tasks {
             task.await.expect("task");
         }
@@ -55,17 +64,18 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
 fn concurrent_appends_across_many_logs_share_sync_rounds() {
     let (rounds, syncs) = concurrent_appends(100, 200);
     eprintln!("200 appends over 100 logs: {rounds} sync rounds, {syncs} file syncs");
-    assert!(rounds <= 20, "{rounds} sync rounds for 200 appends");
-    // At least one sync per log is unavoidable with a file per log; far fewer than one per append.
-    assert!(syncs < 160, "{syncs} file syncs for 200 appends");
+    // The first append's round, then one (rarely two) for the 199 queued behind it.
+    assert!(rounds <= 3, "{rounds} sync rounds for 200 appends");
+    // One sync per touched log per round: about 100 + 1, far fewer than one per append.
+    assert!(syncs <= 102, "{syncs} file syncs for 200 appends");
 }
 
 #[test]
 fn concurrent_appends_to_one_log_share_one_sync() {
     let (rounds, syncs) = concurrent_appends(1, 200);
     eprintln!("200 appends to one log: {rounds} sync rounds, {syncs} file syncs");
-    assert!(rounds <= 20, "{rounds} sync rounds for 200 appends");
-    assert!(syncs <= 20, "{syncs} file syncs for 200 appends");
+    assert!(rounds <= 3, "{rounds} sync rounds for 200 appends");
+    assert!(syncs <= 3, "{syncs} file syncs for 200 appends");
 }
 
 #[test]

@@ -89,7 +89,12 @@ impl Service {
             ));
         }
         let tags = req.tags.unwrap_or_default();
-        check_tag_chars(tags.keys().chain(tags.values()))?;
+        check_tag_chars(
+            tags.keys().chain(tags.values()),
+            "add tags to",
+            &req.stream_name,
+            &self.cfg.account_id,
+        )?;
         if tags.len() > TAGS_PER_STREAM_MAX {
             return Err(ApiError::invalid_argument(format!(
                 "Failed to create stream {} under account {} because a given stream cannot have more than {TAGS_PER_STREAM_MAX} tags associated with it.",
@@ -119,7 +124,7 @@ impl Service {
             return Err(ApiError::new(
                 ErrorKind::LimitExceeded,
                 format!(
-                    "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {}. Limit: {}. Number of additional shards that would have resulted from this request: {}. Refer to the AWS Service Limits page (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+                    "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {}. Limit: {}. Number of additional shards that would have resulted from this request: {}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
                     self.cfg.account_id, self.cfg.region, open_shards, self.cfg.shard_limit, shard_count
                 ),
             ));
@@ -195,17 +200,8 @@ impl Service {
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
-        match s.status {
-            StreamStatus::Deleting => return Err(self.not_found(&name)),
-            StreamStatus::Creating => {
-                return Err(ApiError::new(
-                    ErrorKind::ResourceInUse,
-                    format!(
-                        "Attempt to change a resource which is still in use: Stream is being created: {name}"
-                    ),
-                ))
-            }
-            _ => {}
+        if s.status == StreamStatus::Deleting {
+            return Err(self.not_found(&name));
         }
         let mut next = (*s).clone();
         next.status = StreamStatus::Deleting;
@@ -252,10 +248,7 @@ impl Service {
         let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
         let now = self.clock.now_ms();
         let limit = req.limit.unwrap_or(DESCRIBE_STREAM_PAGE_MAX).min(DESCRIBE_STREAM_PAGE_MAX) as usize;
-        let after = match &req.exclusive_start_shard_id {
-            Some(id) => Some(ShardId::parse_lenient(id).map(|s| s.0).unwrap_or(u32::MAX)),
-            None => None,
-        };
+        let after = req.exclusive_start_shard_id.as_deref().map(start_after);
         let mut shards: Vec<ShardOut> = Vec::new();
         let mut has_more = false;
         if s.status != StreamStatus::Creating {
@@ -413,10 +406,7 @@ impl Service {
                         return Err(self.not_found(&s.name));
                     }
                 }
-                let after = match &req.exclusive_start_shard_id {
-                    Some(id) => Some(ShardId::parse_lenient(id).map(|s| s.0).unwrap_or(u32::MAX)),
-                    None => None,
-                };
+                let after = req.exclusive_start_shard_id.as_deref().map(start_after);
                 let filter = match &req.shard_filter {
                     Some(f) => Some(check_filter(f)?),
                     None => None,
@@ -520,9 +510,9 @@ impl Service {
     }
 
     fn add_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
-        check_tag_chars(tags.keys().chain(tags.values()))?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, name)?;
+        check_tag_chars(tags.keys().chain(tags.values()), "add tags to", name, &self.cfg.account_id)?;
         let mut next = (*s).clone();
         for (k, v) in tags {
             next.tags.insert(k.clone(), v.clone());
@@ -538,9 +528,9 @@ impl Service {
     }
 
     fn remove_tags(&self, name: &str, keys: &[String]) -> Result<(), ApiError> {
-        check_tag_chars(keys.iter())?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, name)?;
+        check_tag_chars(keys.iter(), "remove tags from", name, &self.cfg.account_id)?;
         let mut next = (*s).clone();
         for k in keys {
             next.tags.remove(k);
@@ -769,6 +759,11 @@ impl Service {
     }
 }
 
+/// The shard index an ExclusiveStartShardId stands for; an unparsable one lists nothing after it.
+fn start_after(id: &str) -> u32 {
+    ShardId::parse_lenient(id).map_or(u32::MAX, |s| s.0)
+}
+
 /// How long a minimum throughput billing commitment lasts at least.
 const BILLING_COMMITMENT_MIN_MS: i64 = 24 * 3_600_000;
 
@@ -780,12 +775,20 @@ fn ordered_metrics(set: &BTreeSet<String>) -> Vec<String> {
     SHARD_LEVEL_METRICS.iter().filter(|m| set.contains(**m)).map(|m| m.to_string()).collect()
 }
 
-/// Tag keys and values allow Unicode letters, digits, white space and `_ . / = + - @ :`.
-fn check_tag_chars<'a>(items: impl Iterator<Item = &'a String>) -> Result<(), ApiError> {
+/// Tag keys and values allow letters (ASCII word characters and most of the Unicode letter
+/// blocks), digits, the space and `_ . / = + - @ :`, as AWS's front end does; `%` passes the first
+/// check and fails the second, with its own message.
+fn check_tag_chars<'a>(
+    items: impl Iterator<Item = &'a String>,
+    action: &str,
+    stream: &str,
+    account: &str,
+) -> Result<(), ApiError> {
     let ok = |c: char| {
-        c.is_alphanumeric()
-            || c.is_whitespace()
-            || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | '@' | ':' | '%')
+        c.is_ascii_alphanumeric()
+            || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | ' ' | '@' | ':' | '%')
+            || ('\u{00C0}'..='\u{1FFF}').contains(&c)
+            || ('\u{2C00}'..='\u{D7FF}').contains(&c)
     };
     let items: Vec<&String> = items.collect();
     if items.iter().any(|s| !s.chars().all(ok)) {
@@ -794,9 +797,9 @@ fn check_tag_chars<'a>(items: impl Iterator<Item = &'a String>) -> Result<(), Ap
         ));
     }
     if items.iter().any(|s| s.contains('%')) {
-        return Err(ApiError::invalid_argument(
-            "Some tags contain illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'.",
-        ));
+        return Err(ApiError::invalid_argument(format!(
+            "Failed to {action} stream {stream} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+        )));
     }
     Ok(())
 }

@@ -197,31 +197,29 @@ impl Service {
         })
     }
 
-    /// The shard a GetShardIterator names.
-    fn find_shard<'a>(&self, s: &'a StreamMeta, shard_id: &str) -> Result<&'a ShardMeta, ApiError> {
-        let Some(id) = ShardId::parse_lenient(shard_id) else {
-            return Err(ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!(
-                    "Could not find shard {shard_id} in stream {} under account {}.",
-                    s.name, self.cfg.account_id
-                ),
-            ));
-        };
-        s.shard(id.0).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!(
-                    "Shard {id} in stream {} under account {} does not exist",
-                    s.name, self.cfg.account_id
-                ),
-            )
-        })
+    fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Shard {id} in stream {stream} under account {} does not exist", self.cfg.account_id),
+        )
     }
 
     pub(crate) fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
-        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
-        let sh = self.find_shard(&s, &req.shard_id)?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let Some(id) = ShardId::parse_lenient(&req.shard_id) else {
+            return Err(ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Could not find shard {} in stream {name} under account {}.",
+                    req.shard_id, self.cfg.account_id
+                ),
+            ));
+        };
+        let s = self.find_usable(Some(&name), None).map_err(|e| match e.kind {
+            ErrorKind::ResourceNotFound => self.shard_not_found(&name, id),
+            _ => e,
+        })?;
+        let sh = s.shard(id.0).ok_or_else(|| self.shard_not_found(&name, id))?;
         let id = sh.id();
         let log = LogId(sh.log_id);
         let now = self.clock.now_ms();
@@ -307,18 +305,14 @@ impl Service {
         }
         let s: Arc<StreamMeta> = {
             let st = self.state.lock();
-            st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)).cloned()
-        }
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!(
-                    "Shard {} of the stream this iterator was issued for does not exist any more under account {}: the stream was deleted. Get a new iterator.",
-                    ShardId(it.shard_index),
-                    self.cfg.account_id
-                ),
-            )
-        })?;
+            match st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)) {
+                Some(s) => s.clone(),
+                None => {
+                    let name = st.tombstones.get(&it.stream_incarnation).cloned().unwrap_or_default();
+                    return Err(self.shard_not_found(&name, ShardId(it.shard_index)));
+                }
+            }
+        };
         let sh =
             s.shard(it.shard_index).ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
         if req.dry_run == Some(true) {

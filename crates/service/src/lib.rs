@@ -31,6 +31,8 @@ pub use time::Clock;
 pub const TOKEN_LIFETIME_MS: i64 = 300_000;
 /// How often the background task applies due status transitions.
 pub const TICK_INTERVAL_MS: u64 = 100;
+/// Deleted stream names remembered for error messages.
+pub const TOMBSTONES_MAX: usize = 10_000;
 /// How often retention drops expired segments.
 pub const RETENTION_SWEEP_INTERVAL_MS: i64 = 60_000;
 
@@ -85,6 +87,8 @@ pub(crate) struct State {
     pub streams: BTreeMap<String, Arc<StreamMeta>>,
     /// Live incarnations, for iterators and page tokens.
     pub by_incarnation: HashMap<u64, String>,
+    /// Names of deleted incarnations, for the messages about their old iterators (bounded).
+    pub tombstones: HashMap<u64, String>,
     pub counters: Counters,
     pub settings: AccountSettings,
     pub last_retention_sweep_ms: i64,
@@ -106,8 +110,7 @@ impl Service {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
         let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
-        let log_cfg =
-            LogConfig { durability: cfg.durability.clone(), ..LogConfig::new(cfg.data_dir.join("log")) };
+        let log_cfg = LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
         let log = Log::open_default(log_cfg)?;
 
         // Logs no stream refers to were left by a crash between creating logs and committing the
@@ -134,6 +137,7 @@ impl Service {
         let state = State {
             streams,
             by_incarnation,
+            tombstones: HashMap::new(),
             counters: loaded.counters,
             settings: loaded.settings,
             last_retention_sweep_ms: 0,
@@ -213,6 +217,10 @@ impl Service {
                 }
                 st.streams.remove(&s.name);
                 st.by_incarnation.remove(&s.incarnation);
+                if st.tombstones.len() >= TOMBSTONES_MAX {
+                    st.tombstones.clear();
+                }
+                st.tombstones.insert(s.incarnation, s.name.clone());
                 for sh in &s.shards {
                     if let Err(e) = self.log.delete(LogId(sh.log_id)) {
                         tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");

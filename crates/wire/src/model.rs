@@ -56,7 +56,7 @@ enum Kind {
     List { member: String },
     Map { key: String, value: String },
     String { pattern: Option<(String, Regex)>, enum_values: Option<Vec<String>> },
-    Integer,
+    Integer { long: bool },
     Boolean,
     Timestamp,
     Blob,
@@ -103,7 +103,8 @@ impl Model {
                     };
                     Kind::String { pattern, enum_values: s.enum_values }
                 }
-                "integer" | "long" => Kind::Integer,
+                "integer" => Kind::Integer { long: false },
+                "long" => Kind::Integer { long: true },
                 "boolean" => Kind::Boolean,
                 "timestamp" => Kind::Timestamp,
                 "blob" => Kind::Blob,
@@ -152,6 +153,33 @@ impl Model {
         self.shapes.get(name).unwrap_or_else(|| panic!("model shape {name} missing"))
     }
 
+    /// The constraints of a string shape, as AWS lists them for list members and map entries;
+    /// `None` for shapes that are not constrained strings.
+    fn scalar_rules(&self, shape_name: &str) -> Option<String> {
+        let shape = self.shape(shape_name);
+        let Kind::String { pattern, enum_values } = &shape.kind else { return None };
+        let mut rules = Vec::new();
+        if let Some(max) = shape.max {
+            rules.push(format!("Member must have length less than or equal to {max}"));
+        }
+        if let Some(min) = shape.min {
+            rules.push(format!("Member must have length greater than or equal to {min}"));
+        }
+        if let Some((src, _)) = pattern {
+            rules.push(format!("Member must satisfy regular expression pattern: {src}"));
+        }
+        if let Some(values) = enum_values {
+            rules.push(format!("Member must satisfy enum value set: [{}]", values.join(", ")));
+        }
+        (!rules.is_empty()).then(|| rules.join(", "))
+    }
+
+    fn scalar_ok(&self, shape_name: &str, value: &Value) -> bool {
+        let mut errors = Vec::new();
+        self.check_value_constraints(shape_name, value, "", &mut errors);
+        errors.is_empty()
+    }
+
     fn check_types(&self, shape_name: &str, value: &mut Value) -> Result<(), ApiError> {
         let shape = self.shape(shape_name);
         match &shape.kind {
@@ -195,10 +223,10 @@ impl Model {
             Kind::String { .. } => match value {
                 Value::String(_) => Ok(()),
                 Value::Bool(_) => Err(ser("class java.lang.Boolean can not be converted to an String")),
-                Value::Number(_) => Err(ser("class java.math.BigDecimal can not be converted to an String")),
+                Value::Number(_) => Err(ser(format!("{NUMBER_CLASS} can not be converted to an String"))),
                 other => Err(container_error(other)),
             },
-            Kind::Integer => match value {
+            Kind::Integer { long } => match value {
                 Value::Number(n) => {
                     if !n.is_i64() && !n.is_u64() {
                         let f = n.as_f64().unwrap_or(0.0).floor();
@@ -207,13 +235,18 @@ impl Model {
                     }
                     Ok(())
                 }
-                Value::Bool(_) => Err(ser("class java.lang.Boolean can not be converted to an Integer")),
-                Value::String(_) => Err(ser("class java.lang.String can not be converted to an Integer")),
+                Value::Bool(_) => Err(ser(format!(
+                    "class java.lang.Boolean can not be converted to an {}",
+                    int_name(*long)
+                ))),
+                Value::String(_) => {
+                    Err(ser(format!("class java.lang.String can not be converted to an {}", int_name(*long))))
+                }
                 other => Err(container_error(other)),
             },
             Kind::Boolean => match value {
                 Value::Bool(_) => Ok(()),
-                Value::Number(_) => Err(ser("class java.math.BigDecimal can not be converted to an Boolean")),
+                Value::Number(_) => Err(ser(format!("{NUMBER_CLASS} can not be converted to an Boolean"))),
                 Value::String(s) => {
                     Err(ser(format!("'{}' can not be converted to an Boolean", s.to_uppercase())))
                 }
@@ -232,7 +265,7 @@ impl Model {
             Kind::Blob => match value {
                 Value::String(s) => check_base64(s),
                 Value::Bool(_) => Err(ser("class java.lang.Boolean can not be converted to a Blob")),
-                Value::Number(_) => Err(ser("class java.math.BigDecimal can not be converted to a Blob")),
+                Value::Number(_) => Err(ser(format!("{NUMBER_CLASS} can not be converted to a Blob"))),
                 other => Err(container_error(other)),
             },
         }
@@ -295,7 +328,7 @@ impl Model {
                     }
                 }
             }
-            Kind::Integer => {
+            Kind::Integer { .. } => {
                 let n = value.as_i64().unwrap_or(if value.as_u64().is_some() { i64::MAX } else { 0 });
                 if let Some(min) = shape.min {
                     if n < min {
@@ -315,6 +348,13 @@ impl Model {
             Kind::List { member } => {
                 let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
                 check_length(shape, items.len() as i64, errors, &mut fail);
+                if let Some(rules) = self.scalar_rules(member) {
+                    // AWS reports a scalar member's violations once, at the list.
+                    if items.iter().any(|item| !self.scalar_ok(member, item)) {
+                        fail(errors, format!("Member must satisfy constraint: [{rules}]"));
+                    }
+                    return;
+                }
                 for (i, item) in items.iter().enumerate() {
                     if item.is_null() {
                         continue;
@@ -326,10 +366,15 @@ impl Model {
                 let empty = Map::new();
                 let obj = value.as_object().unwrap_or(&empty);
                 check_length(shape, obj.len() as i64, errors, &mut fail);
-                for (k, v) in obj {
-                    let kv = Value::String(k.clone());
-                    self.check_value_constraints(key, &kv, &format!("{path}.{k}.key"), errors);
-                    self.check_value_constraints(vs, v, &format!("{path}.{k}.member"), errors);
+                if let Some(rules) = self.scalar_rules(key) {
+                    if obj.keys().any(|k| !self.scalar_ok(key, &Value::String(k.clone()))) {
+                        fail(errors, format!("Map keys must satisfy constraint: [{rules}]"));
+                    }
+                }
+                if let Some(rules) = self.scalar_rules(vs) {
+                    if obj.values().any(|v| !self.scalar_ok(vs, v)) {
+                        fail(errors, format!("Map value must satisfy constraint: [{rules}]"));
+                    }
                 }
             }
             Kind::Boolean | Kind::Timestamp => {}
@@ -386,6 +431,17 @@ fn render(shape: &Shape, value: &Value) -> String {
         (_, other) => other.to_string(),
     };
     format!("'{inner}'")
+}
+
+/// How the AWS front end names a JSON number it cannot convert.
+const NUMBER_CLASS: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
+
+fn int_name(long: bool) -> &'static str {
+    if long {
+        "Long"
+    } else {
+        "Integer"
+    }
 }
 
 fn lower_first(s: &str) -> String {
@@ -499,7 +555,10 @@ mod tests {
     fn type_errors_are_serialization_exceptions() {
         let e = check("CreateStream", json!({"StreamName": 1})).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Serialization);
-        assert_eq!(e.message.unwrap(), "class java.math.BigDecimal can not be converted to an String");
+        assert_eq!(
+            e.message.unwrap(),
+            "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to an String"
+        );
         let e = check("CreateStream", json!({"StreamName": "s", "ShardCount": "1"})).unwrap_err();
         assert_eq!(e.message.unwrap(), "class java.lang.String can not be converted to an Integer");
         let e =
@@ -532,6 +591,29 @@ mod tests {
                 .unwrap_err();
         assert!(e.message.unwrap().ends_with(
             "Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+        ));
+    }
+
+    #[test]
+    fn list_and_map_members_are_reported_at_the_container() {
+        let e =
+            check("RemoveTagsFromStream", json!({"StreamName": "s", "TagKeys": ["a", "", "b"]})).unwrap_err();
+        assert_eq!(
+            e.message.unwrap(),
+            "1 validation error detected: Value '[a, , b]' at 'tagKeys' failed to satisfy constraint: \
+             Member must satisfy constraint: [Member must have length less than or equal to 128, \
+             Member must have length greater than or equal to 1]"
+        );
+        let long = "v".repeat(257);
+        let e = check("AddTagsToStream", json!({"StreamName": "s", "Tags": {"k": long}})).unwrap_err();
+        assert!(e.message.unwrap().ends_with(
+            "at 'tags' failed to satisfy constraint: Map value must satisfy constraint: \
+             [Member must have length less than or equal to 256, Member must have length greater than or equal to 0]"
+        ));
+        let e = check("EnableEnhancedMonitoring", json!({"StreamName": "s", "ShardLevelMetrics": ["Bogus"]}))
+            .unwrap_err();
+        assert!(e.message.unwrap().contains(
+            "Value '[Bogus]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: ["
         ));
     }
 

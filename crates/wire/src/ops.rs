@@ -94,10 +94,10 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 macro_rules! input {
-    ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+    ($name:ident { $($(#[$meta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         #[derive(Debug, Default, Deserialize)]
         #[serde(rename_all = "PascalCase", default)]
-        pub struct $name { $(pub $field: $ty),* }
+        pub struct $name { $($(#[$meta])* pub $field: $ty),* }
     };
 }
 
@@ -113,18 +113,18 @@ input!(CreateStreamInput {
     max_record_size_in_ki_b: Option<i64>,
     record_distribution_strategy: Option<String>,
 });
-input!(StreamRef { stream_name: Option<String>, stream_arn: Option<String> });
-input!(DeleteStreamInput { stream_name: Option<String>, stream_arn: Option<String>, enforce_consumer_deletion: Option<bool> });
+input!(StreamRef { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String> });
+input!(DeleteStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, enforce_consumer_deletion: Option<bool> });
 input!(DescribeStreamInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     limit: Option<i64>,
     exclusive_start_shard_id: Option<String>,
 });
 input!(ListStreamsInput { limit: Option<i64>, exclusive_start_stream_name: Option<String>, next_token: Option<String> });
 input!(ListShardsInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     next_token: Option<String>,
     exclusive_start_shard_id: Option<String>,
     max_results: Option<i64>,
@@ -133,7 +133,7 @@ input!(ListShardsInput {
 });
 input!(PutRecordInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     data: Blob,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
@@ -143,39 +143,46 @@ input!(PutRecordInput {
 input!(PutRecordsRequestEntry { data: Blob, explicit_hash_key: Option<String>, partition_key: Option<String> });
 input!(PutRecordsInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     records: Vec<PutRecordsRequestEntry>,
     dry_run: Option<bool>,
 });
 input!(GetShardIteratorInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     shard_id: String,
     shard_iterator_type: String,
     starting_sequence_number: Option<String>,
     timestamp: Option<Timestamp>,
     dry_run: Option<bool>,
 });
-input!(GetRecordsInput { shard_iterator: String, limit: Option<i64>, stream_arn: Option<String>, dry_run: Option<bool> });
-input!(RetentionInput { stream_name: Option<String>, stream_arn: Option<String>, retention_period_hours: i64 });
-input!(AddTagsToStreamInput { stream_name: Option<String>, stream_arn: Option<String>, tags: BTreeMap<String, String> });
-input!(RemoveTagsFromStreamInput { stream_name: Option<String>, stream_arn: Option<String>, tag_keys: Vec<String> });
+input!(GetRecordsInput { shard_iterator: String, limit: Option<i64>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, dry_run: Option<bool> });
+input!(RetentionInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, retention_period_hours: i64 });
+input!(AddTagsToStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, tags: BTreeMap<String, String> });
+input!(RemoveTagsFromStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, tag_keys: Vec<String> });
 input!(ListTagsForStreamInput {
     stream_name: Option<String>,
-    stream_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     exclusive_start_tag_key: Option<String>,
     limit: Option<i64>,
 });
-input!(TagResourceInput { resource_arn: String, tags: BTreeMap<String, String> });
-input!(UntagResourceInput { resource_arn: String, tag_keys: Vec<String> });
-input!(ResourceArnInput { resource_arn: String });
-input!(PutResourcePolicyInput { resource_arn: String, policy: String });
+input!(TagResourceInput { #[serde(rename = "ResourceARN")] resource_arn: String, tags: BTreeMap<String, String> });
+input!(UntagResourceInput { #[serde(rename = "ResourceARN")] resource_arn: String, tag_keys: Vec<String> });
+input!(ResourceArnInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String
+});
+input!(PutResourcePolicyInput {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: String,
+    policy: String
+});
 input!(MinimumThroughputBillingCommitmentInput { status: String });
 input!(UpdateAccountSettingsInput {
     minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput
 });
-input!(UpdateMaxRecordSizeInput { stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
-input!(EnhancedMonitoringInput { stream_name: Option<String>, stream_arn: Option<String>, shard_level_metrics: Vec<String> });
+input!(UpdateMaxRecordSizeInput { #[serde(rename = "StreamARN")] stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
+input!(EnhancedMonitoringInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, shard_level_metrics: Vec<String> });
 
 // ---- outputs ----
 
@@ -447,5 +454,25 @@ mod tests {
         assert_eq!(serde_json::to_string(&Blob(Bytes::from_static(b"hello"))).unwrap(), "\"aGVsbG8=\"");
         let b: Blob = serde_json::from_str("\"aGVsbG8=\"").unwrap();
         assert_eq!(&b.0[..], b"hello");
+    }
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    #[test]
+    fn arn_members_keep_their_model_names() {
+        let v: StreamRef =
+            serde_json::from_str(r#"{"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}"#)
+                .unwrap();
+        assert!(v.stream_arn.is_some());
+        let v: ResourceArnInput = serde_json::from_str(r#"{"ResourceARN": "x"}"#).unwrap();
+        assert_eq!(v.resource_arn, "x");
+        let v: CreateStreamInput = serde_json::from_str(
+            r#"{"StreamName": "s", "MaxRecordSizeInKiB": 2048, "WarmThroughputMiBps": 5}"#,
+        )
+        .unwrap();
+        assert_eq!((v.max_record_size_in_ki_b, v.warm_throughput_mi_bps), (Some(2048), Some(5)));
     }
 }
