@@ -31,7 +31,9 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
     rt.block_on(async {
         let first = {
             let log = Arc::clone(&log);
-            tokio::spawn(async move { log.append(LogId(0), 1, records(LogId(0), 0, 2, 100)).await.expect("append") })
+            tokio::spawn(async move {
+                log.append(LogId(0), 1, records(LogId(0), 0, 2, 100)).await.expect("append")
+            })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
         sim.set_sync_delay(Duration::ZERO);
