@@ -1,0 +1,232 @@
+//! `kinesin serve`: configuration (flags, environment, TOML), start-up, signals, shutdown.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+use kinesin_log::Durability;
+use kinesin_service::{Clock, Service, ServiceConfig, TICK_INTERVAL_MS};
+
+/// Every flag is also `KINESIN_<NAME>` in the environment and a key of the `--config` TOML file
+/// (e.g. `data-dir = "/var/lib/kinesin"`). Precedence: flag, environment, file, default.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings.
+    #[arg(long, env = "KINESIN_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4567].
+    #[arg(long, env = "KINESIN_LISTEN")]
+    listen: Option<String>,
+    /// Where streams and records live [default: ./kinesin-data].
+    #[arg(long, env = "KINESIN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep data in a temporary directory removed at exit (for tests).
+    #[arg(long, env = "KINESIN_EPHEMERAL")]
+    ephemeral: Option<Option<bool>>,
+    /// Region in ARNs [default: us-east-1].
+    #[arg(long, env = "KINESIN_REGION")]
+    region: Option<String>,
+    /// Account id in ARNs and messages [default: 000000000000].
+    #[arg(long, env = "KINESIN_ACCOUNT_ID")]
+    account_id: Option<String>,
+    /// How long a new stream stays CREATING, in ms [default: 500].
+    #[arg(long, env = "KINESIN_CREATE_STREAM_MS")]
+    create_stream_ms: Option<u64>,
+    /// How long a deleted stream stays DELETING, in ms [default: 500].
+    #[arg(long, env = "KINESIN_DELETE_STREAM_MS")]
+    delete_stream_ms: Option<u64>,
+    /// How long an updated stream stays UPDATING, in ms [default: 500].
+    #[arg(long, env = "KINESIN_UPDATE_STREAM_MS")]
+    update_stream_ms: Option<u64>,
+    /// Stream to create at start if missing, NAME or NAME:SHARDS (repeatable; env: comma-separated).
+    #[arg(long = "init-stream", env = "KINESIN_INIT_STREAM", value_delimiter = ',')]
+    init_stream: Vec<String>,
+    /// `fsync` (answer once records are on disk) or `interval:<ms>` (answer at once, sync every ms)
+    /// [default: fsync].
+    #[arg(long, env = "KINESIN_DURABILITY")]
+    durability: Option<String>,
+    /// Account limit on open shards [default: 500].
+    #[arg(long, env = "KINESIN_SHARD_LIMIT")]
+    shard_limit: Option<u64>,
+    /// Log filter, e.g. `info` or `kinesin=debug` [default: info].
+    #[arg(long, env = "KINESIN_LOG_LEVEL")]
+    log_level: Option<String>,
+}
+
+impl ServeArgs {
+    /// Fills what the command line and environment left open from the config file.
+    fn merge(mut self, file: ServeArgs) -> ServeArgs {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = file.$f; } )* };
+        }
+        fill!(
+            listen,
+            data_dir,
+            ephemeral,
+            region,
+            account_id,
+            create_stream_ms,
+            delete_stream_ms,
+            update_stream_ms,
+            durability,
+            shard_limit,
+            log_level
+        );
+        if self.init_stream.is_empty() {
+            self.init_stream = file.init_stream;
+        }
+        self
+    }
+}
+
+fn parse_durability(s: &str) -> Result<Durability> {
+    if s == "fsync" {
+        return Ok(Durability::Fsync);
+    }
+    if let Some(ms) = s.strip_prefix("interval:") {
+        let ms: u64 = ms.parse().with_context(|| {
+            format!("--durability {s}: the interval must be milliseconds, e.g. interval:100")
+        })?;
+        if ms == 0 {
+            bail!("--durability interval:0 is not an interval; use fsync");
+        }
+        return Ok(Durability::Interval(Duration::from_millis(ms)));
+    }
+    bail!("--durability {s}: expected `fsync` or `interval:<ms>`")
+}
+
+fn parse_init_stream(s: &str) -> Result<(String, i64)> {
+    match s.split_once(':') {
+        None => Ok((s.to_string(), 1)),
+        Some((name, n)) => {
+            let n: i64 =
+                n.parse().with_context(|| format!("--init-stream {s}: expected NAME or NAME:SHARDS"))?;
+            Ok((name.to_string(), n))
+        }
+    }
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let args = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let file: ServeArgs =
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+            args.merge(file)
+        }
+        None => args,
+    };
+    let filter = args.log_level.clone().unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .with_context(|| format!("--log-level {filter}"))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let ephemeral = matches!(args.ephemeral, Some(None) | Some(Some(true)));
+    if ephemeral && args.data_dir.is_some() {
+        bail!("--ephemeral and --data-dir exclude each other: --ephemeral uses a temporary directory");
+    }
+    let temp = if ephemeral { Some(tempfile::Builder::new().prefix("kinesin-").tempdir()?) } else { None };
+    let data_dir = match &temp {
+        Some(t) => t.path().to_path_buf(),
+        None => args.data_dir.clone().unwrap_or_else(|| PathBuf::from("kinesin-data")),
+    };
+    let durability_text = args.durability.clone().unwrap_or_else(|| "fsync".into());
+    let mut cfg = ServiceConfig::new(data_dir.clone());
+    cfg.durability = parse_durability(&durability_text)?;
+    if let Some(r) = &args.region {
+        cfg.region = r.clone();
+    }
+    if let Some(a) = &args.account_id {
+        if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account-id {a}: an AWS account id is 12 digits");
+        }
+        cfg.account_id = a.clone();
+    }
+    cfg.create_stream_ms = args.create_stream_ms.unwrap_or(cfg.create_stream_ms);
+    cfg.delete_stream_ms = args.delete_stream_ms.unwrap_or(cfg.delete_stream_ms);
+    cfg.update_stream_ms = args.update_stream_ms.unwrap_or(cfg.update_stream_ms);
+    cfg.shard_limit = args.shard_limit.unwrap_or(cfg.shard_limit);
+    let init: Vec<(String, i64)> =
+        args.init_stream.iter().map(|s| parse_init_stream(s)).collect::<Result<_>>()?;
+    let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:4567".into());
+
+    let service = Arc::new(
+        Service::open(cfg, Clock::system())
+            .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?,
+    );
+    for (name, shards) in init {
+        service
+            .init_stream(&name, shards)
+            .map_err(|e| anyhow::anyhow!("--init-stream {name}:{shards}: {e}"))?;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            "kinesin listening on http://{addr}, data in {} ({}{}, {} streams, started in {} ms)",
+            data_dir.display(),
+            if ephemeral { "ephemeral, " } else { "" },
+            durability_text,
+            service.stream_count(),
+            started.elapsed().as_millis()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let service = service.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new().name("kinesin-tick".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(TICK_INTERVAL_MS));
+                    service.tick();
+                }
+            })?
+        };
+        kinesin_server::serve(listener, service.clone(), shutdown_signal()).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = ticker.join();
+        anyhow::Ok(())
+    });
+    service.shutdown();
+    tracing::info!("kinesin stopped");
+    drop(temp);
+    result
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}
