@@ -184,6 +184,8 @@ impl Service {
             encryption_key_id: None,
             max_record_size_kib: req.max_record_size_in_ki_b.unwrap_or(MAX_RECORD_SIZE_KIB_DEFAULT),
             policy: None,
+            scalings_ms: Vec::new(),
+            mode_switches_ms: Vec::new(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
@@ -454,7 +456,7 @@ impl Service {
     }
 
     /// A stream that must be ACTIVE for a control-plane change.
-    fn find_active(&self, st: &State, name: &str) -> Result<Arc<StreamMeta>, ApiError> {
+    pub(crate) fn find_active(&self, st: &State, name: &str) -> Result<Arc<StreamMeta>, ApiError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         match s.status {
             StreamStatus::Active => Ok(s),
@@ -767,7 +769,7 @@ fn start_after(id: &str) -> u32 {
 /// How long a minimum throughput billing commitment lasts at least.
 const BILLING_COMMITMENT_MIN_MS: i64 = 24 * 3_600_000;
 
-fn open_shard_count(st: &State) -> u64 {
+pub(crate) fn open_shard_count(st: &State) -> u64 {
     st.streams.values().filter(|s| s.status != StreamStatus::Deleting).map(|s| s.open_shard_count()).sum()
 }
 

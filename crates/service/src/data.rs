@@ -84,117 +84,206 @@ impl Service {
         Ok(Routed { shard, pk, data })
     }
 
+    /// PutRecord / PutRecords retry their routing this many times when a reshard closes the shard
+    /// they routed to (each retry waits for the reshard's commit).
+    const ROUTE_ATTEMPTS_MAX: usize = 1000;
+
+    fn throttled(&self, s: &StreamMeta, sh: &ShardMeta) -> ApiError {
+        ApiError::new(
+            ErrorKind::ProvisionedThroughputExceeded,
+            format!(
+                "Rate exceeded for shard {} in stream {} under account {}.",
+                sh.id(),
+                s.name,
+                self.cfg.account_id
+            ),
+        )
+    }
+
+    fn closing_too_long(s: &StreamMeta) -> ApiError {
+        ApiError::internal(format!(
+            "Stream {} kept resharding while the records were routed; nothing was stored. Retry.",
+            s.name
+        ))
+    }
+
     pub(crate) async fn put_record(&self, req: PutRecordInput) -> Result<Output, ApiError> {
-        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
-        let r = self.route(&s, req.partition_key, req.explicit_hash_key.as_deref(), req.data.0, "")?;
-        if let Some(seq) = &req.sequence_number_for_ordering {
-            let now_secs = (self.clock.now_ms() / 1000) as u64;
-            let ok = SequenceNumber::parse(seq).map(|n| n.arrival_secs <= now_secs).unwrap_or(false);
-            if !ok {
-                return Err(ApiError::invalid_argument(format!(
-                    "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream {} under account {} is invalid.",
-                    s.name, self.cfg.account_id
-                )));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_deref()).await?;
+            let r = self.route(
+                &s,
+                req.partition_key.clone(),
+                req.explicit_hash_key.as_deref(),
+                req.data.0.clone(),
+                "",
+            )?;
+            if let Some(seq) = &req.sequence_number_for_ordering {
+                let now_secs = (self.clock.now_ms() / 1000) as u64;
+                let ok = SequenceNumber::parse(seq).map(|n| n.arrival_secs <= now_secs).unwrap_or(false);
+                if !ok {
+                    return Err(ApiError::invalid_argument(format!(
+                        "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream {} under account {} is invalid.",
+                        s.name, self.cfg.account_id
+                    )));
+                }
             }
+            if req.dry_run == Some(true) {
+                return Err(dry_run());
+            }
+            let sh = &s.shards[r.shard];
+            let Some(_gate) = self.enter_gate(sh.log_id) else {
+                if attempt >= Self::ROUTE_ATTEMPTS_MAX {
+                    return Err(Self::closing_too_long(&s));
+                }
+                tokio::task::yield_now().await;
+                continue;
+            };
+            let now = self.clock.now_ms();
+            if !self.limiter.admit_writes(sh.log_id, &[r.pk.len() + r.data.len()], now)[0] {
+                return Err(self.throttled(&s, sh));
+            }
+            let out = self
+                .log
+                .append(
+                    LogId(sh.log_id),
+                    now,
+                    vec![RecordIn { partition_key: Bytes::from(r.pk), data: r.data }],
+                )
+                .await
+                .map_err(|e| append_failure(&s, sh, &e))?;
+            return Ok(Output::PutRecord {
+                shard_id: sh.id().to_string(),
+                sequence_number: sh.sequence_number(out.first_seq_index, out.arrival_ms).encode(),
+                encryption_type: Self::encryption_type(&s),
+            });
         }
-        if req.dry_run == Some(true) {
-            return Err(dry_run());
-        }
-        let sh = &s.shards[r.shard];
-        let now = self.clock.now_ms();
-        let out = self
-            .log
-            .append(LogId(sh.log_id), now, vec![RecordIn { partition_key: Bytes::from(r.pk), data: r.data }])
-            .await
-            .map_err(|e| append_failure(&s, sh, &e))?;
-        Ok(Output::PutRecord {
-            shard_id: sh.id().to_string(),
-            sequence_number: sh.sequence_number(out.first_seq_index, out.arrival_ms).encode(),
-            encryption_type: Self::encryption_type(&s),
-        })
     }
 
     pub(crate) async fn put_records(&self, req: PutRecordsInput) -> Result<Output, ApiError> {
-        let s = self.find_usable(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
-        let mut total = 0usize;
-        let mut routed = Vec::with_capacity(req.records.len());
-        for (i, rec) in req.records.into_iter().enumerate() {
-            total += rec.data.0.len() + rec.partition_key.as_ref().map_or(0, |p| p.len());
-            let path = format!("records.{}.member.", i + 1);
-            routed.push(self.route(
-                &s,
-                rec.partition_key,
-                rec.explicit_hash_key.as_deref(),
-                rec.data.0,
-                &path,
-            )?);
-        }
-        if total > PUT_RECORDS_BYTES_MAX {
-            return Err(ApiError::invalid_argument(format!(
-                "Records of this PutRecords request total {total} bytes of data and partition keys, more than the limit of {PUT_RECORDS_BYTES_MAX} bytes. Split them into smaller requests."
-            )));
-        }
-        if req.dry_run == Some(true) {
-            return Err(dry_run());
-        }
-        // One append per shard, all in flight together so that one group commit covers them.
-        let mut per_shard: Vec<(usize, Vec<usize>, Vec<RecordIn>)> = Vec::new();
-        for (i, r) in routed.into_iter().enumerate() {
-            let rec = RecordIn { partition_key: Bytes::from(r.pk), data: r.data };
-            match per_shard.iter_mut().find(|(sh, _, _)| *sh == r.shard) {
-                Some((_, idx, recs)) => {
-                    idx.push(i);
-                    recs.push(rec);
-                }
-                None => per_shard.push((r.shard, vec![i], vec![rec])),
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_deref()).await?;
+            let mut total = 0usize;
+            let mut routed = Vec::with_capacity(req.records.len());
+            for (i, rec) in req.records.iter().enumerate() {
+                total += rec.data.0.len() + rec.partition_key.as_ref().map_or(0, |p| p.len());
+                let path = format!("records.{}.member.", i + 1);
+                routed.push(self.route(
+                    &s,
+                    rec.partition_key.clone(),
+                    rec.explicit_hash_key.as_deref(),
+                    rec.data.0.clone(),
+                    &path,
+                )?);
             }
-        }
-        let now = self.clock.now_ms();
-        let n = per_shard.iter().map(|(_, idx, _)| idx.len()).sum::<usize>();
-        let mut results: Vec<Option<PutRecordsResultEntryOut>> = vec![None; n];
-        let mut order = Vec::with_capacity(per_shard.len());
-        let mut appends = Vec::with_capacity(per_shard.len());
-        for (shard, idx, recs) in per_shard {
-            let sh = &s.shards[shard];
-            order.push((shard, idx));
-            appends.push(self.log.append(LogId(sh.log_id), now, recs));
-        }
-        let outcomes = join_all(appends).await;
-        let mut failed = 0u64;
-        for ((shard, idx), outcome) in order.into_iter().zip(outcomes) {
-            let sh = &s.shards[shard];
-            match outcome {
-                Ok(out) => {
-                    for (k, i) in idx.into_iter().enumerate() {
-                        results[i] = Some(PutRecordsResultEntryOut {
-                            sequence_number: Some(
-                                sh.sequence_number(out.first_seq_index + k as u64, out.arrival_ms).encode(),
-                            ),
-                            shard_id: Some(sh.id().to_string()),
-                            error_code: None,
-                            error_message: None,
-                        });
-                    }
+            if total > PUT_RECORDS_BYTES_MAX {
+                return Err(ApiError::invalid_argument(format!(
+                    "Records of this PutRecords request total {total} bytes of data and partition keys, more than the limit of {PUT_RECORDS_BYTES_MAX} bytes. Split them into smaller requests."
+                )));
+            }
+            if req.dry_run == Some(true) {
+                return Err(dry_run());
+            }
+            // Records per shard, in request order.
+            let mut per_shard: Vec<(usize, Vec<usize>)> = Vec::new();
+            for (i, r) in routed.iter().enumerate() {
+                match per_shard.iter_mut().find(|(sh, _)| *sh == r.shard) {
+                    Some((_, idx)) => idx.push(i),
+                    None => per_shard.push((r.shard, vec![i])),
                 }
-                Err(e) => {
-                    let err = append_failure(&s, sh, &e);
-                    for i in idx {
+            }
+            // Enter every gate first; never wait while holding one (see `reshard`).
+            let mut gates = Vec::with_capacity(per_shard.len());
+            for (shard, _) in &per_shard {
+                match self.enter_gate(s.shards[*shard].log_id) {
+                    Some(g) => gates.push(g),
+                    None => break,
+                }
+            }
+            if gates.len() < per_shard.len() {
+                drop(gates);
+                if attempt >= Self::ROUTE_ATTEMPTS_MAX {
+                    return Err(Self::closing_too_long(&s));
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let now = self.clock.now_ms();
+            let n = routed.len();
+            let mut results: Vec<Option<PutRecordsResultEntryOut>> = vec![None; n];
+            let mut failed = 0u64;
+            let mut order = Vec::with_capacity(per_shard.len());
+            let mut appends = Vec::with_capacity(per_shard.len());
+            let mut slots: Vec<Option<Routed>> = routed.into_iter().map(Some).collect();
+            for (shard, idx) in per_shard {
+                let sh = &s.shards[shard];
+                let sizes: Vec<usize> =
+                    idx.iter().map(|i| slots[*i].as_ref().map_or(0, |r| r.pk.len() + r.data.len())).collect();
+                let admitted = self.limiter.admit_writes(sh.log_id, &sizes, now);
+                let mut keep = Vec::with_capacity(idx.len());
+                let mut recs = Vec::with_capacity(idx.len());
+                for (i, ok) in idx.into_iter().zip(admitted) {
+                    if ok {
+                        if let Some(r) = slots[i].take() {
+                            keep.push(i);
+                            recs.push(RecordIn { partition_key: Bytes::from(r.pk), data: r.data });
+                        }
+                    } else {
                         failed += 1;
                         results[i] = Some(PutRecordsResultEntryOut {
                             sequence_number: None,
                             shard_id: None,
-                            error_code: Some("InternalFailure".into()),
-                            error_message: err.message.clone(),
+                            error_code: Some("ProvisionedThroughputExceededException".into()),
+                            error_message: self.throttled(&s, sh).message,
                         });
                     }
                 }
+                if !recs.is_empty() {
+                    order.push((shard, keep));
+                    appends.push(self.log.append(LogId(sh.log_id), now, recs));
+                }
             }
+            let outcomes = join_all(appends).await;
+            drop(gates);
+            for ((shard, idx), outcome) in order.into_iter().zip(outcomes) {
+                let sh = &s.shards[shard];
+                match outcome {
+                    Ok(out) => {
+                        for (k, i) in idx.into_iter().enumerate() {
+                            results[i] = Some(PutRecordsResultEntryOut {
+                                sequence_number: Some(
+                                    sh.sequence_number(out.first_seq_index + k as u64, out.arrival_ms)
+                                        .encode(),
+                                ),
+                                shard_id: Some(sh.id().to_string()),
+                                error_code: None,
+                                error_message: None,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let err = append_failure(&s, sh, &e);
+                        for i in idx {
+                            failed += 1;
+                            results[i] = Some(PutRecordsResultEntryOut {
+                                sequence_number: None,
+                                shard_id: None,
+                                error_code: Some("InternalFailure".into()),
+                                error_message: err.message.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            return Ok(Output::PutRecords {
+                failed_record_count: failed,
+                records: results.into_iter().flatten().collect(),
+                encryption_type: Self::encryption_type(&s),
+            });
         }
-        Ok(Output::PutRecords {
-            failed_record_count: failed,
-            records: results.into_iter().flatten().collect(),
-            encryption_type: Self::encryption_type(&s),
-        })
     }
 
     fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
@@ -204,7 +293,7 @@ impl Service {
         )
     }
 
-    pub(crate) fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
+    pub(crate) async fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
         let Some(id) = ShardId::parse_lenient(&req.shard_id) else {
             return Err(ApiError::new(
@@ -215,7 +304,7 @@ impl Service {
                 ),
             ));
         };
-        let s = self.find_usable(Some(&name), None).map_err(|e| match e.kind {
+        let s = self.find_usable_async(Some(&name), None).await.map_err(|e| match e.kind {
             ErrorKind::ResourceNotFound => self.shard_not_found(&name, id),
             _ => e,
         })?;
@@ -280,6 +369,9 @@ impl Service {
         if req.dry_run == Some(true) {
             return Err(dry_run());
         }
+        if !self.limiter.admit_iterator(sh.log_id, now) {
+            return Err(self.throttled(&s, sh));
+        }
         let token = ShardIteratorToken {
             stream_incarnation: s.incarnation,
             shard_index: id.0,
@@ -289,7 +381,7 @@ impl Service {
         Ok(Output::GetShardIterator { shard_iterator: token.seal(&self.token_key) })
     }
 
-    pub(crate) fn get_records(&self, req: GetRecordsInput) -> Result<Output, ApiError> {
+    pub(crate) async fn get_records(&self, req: GetRecordsInput) -> Result<Output, ApiError> {
         let now = self.clock.now_ms();
         let it = ShardIteratorToken::open(&req.shard_iterator, &self.token_key)
             .map_err(|_| ApiError::invalid_argument("Invalid ShardIterator."))?;
@@ -304,7 +396,7 @@ impl Service {
             ));
         }
         let s: Arc<StreamMeta> = {
-            let st = self.state.lock();
+            let st = self.lock_state().await;
             match st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)) {
                 Some(s) => s.clone(),
                 None => {
@@ -319,6 +411,9 @@ impl Service {
             return Err(dry_run());
         }
         let log = LogId(sh.log_id);
+        if !self.limiter.admit_read(sh.log_id, now) {
+            return Err(self.throttled(&s, sh));
+        }
         let limit = req.limit.unwrap_or(GET_RECORDS_LIMIT_DEFAULT) as usize;
         // Records past retention are never served, whether or not their segment is gone yet.
         let horizon =
@@ -327,6 +422,8 @@ impl Service {
         let out =
             self.log.read(log, from, limit, GET_RECORDS_BYTES_MAX).map_err(|e| read_failure(&s, sh, &e))?;
         let tip = self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?;
+        let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
+        self.limiter.charge_read(sh.log_id, bytes, now);
         let next_position = out.next_seq_index.max(from);
         let millis_behind = match out.records.last() {
             _ if next_position >= tip => 0,

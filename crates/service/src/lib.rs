@@ -8,7 +8,10 @@
 
 mod control;
 mod data;
+pub mod limits;
 pub mod meta;
+pub mod reshard;
+mod scaling;
 mod time;
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +27,7 @@ use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ops::Output;
 use kinesin_wire::token::TokenKey;
 
+use limits::LimitsConfig;
 use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatus};
 pub use time::Clock;
 
@@ -53,6 +57,18 @@ pub struct ServiceConfig {
     /// Account limit on ON_DEMAND streams (AWS: 50).
     pub on_demand_stream_limit: u64,
     pub durability: Durability,
+    /// Throughput and call-rate limits (`--limits`, `--shard-limits`).
+    pub limits: LimitsConfig,
+    /// UpdateShardCount calls per stream per rolling 24 hours (AWS: 10).
+    pub scalings_per_day: u32,
+    /// On-demand scaling: a shard whose write demand stays above this share of its write limit
+    /// for `autoscale_hot_secs` seconds is split.
+    pub autoscale_hot_share: f64,
+    pub autoscale_hot_secs: u32,
+    /// Two neighbouring shards that both stay below this share for `autoscale_cold_secs` merge
+    /// (never below the initial 4 shards).
+    pub autoscale_cold_share: f64,
+    pub autoscale_cold_secs: u32,
 }
 
 impl ServiceConfig {
@@ -67,6 +83,12 @@ impl ServiceConfig {
             shard_limit: 500,
             on_demand_stream_limit: 50,
             durability: Durability::Fsync,
+            limits: LimitsConfig::aws(),
+            scalings_per_day: 10,
+            autoscale_hot_share: 0.8,
+            autoscale_hot_secs: 3,
+            autoscale_cold_share: 0.1,
+            autoscale_cold_secs: 600,
         }
     }
 }
@@ -92,7 +114,11 @@ pub(crate) struct State {
     pub counters: Counters,
     pub settings: AccountSettings,
     pub last_retention_sweep_ms: i64,
+    pub last_autoscale_ms: i64,
 }
+
+/// Operations that read or write records.
+const DATA_PLANE: [&str; 4] = ["PutRecord", "PutRecords", "GetShardIterator", "GetRecords"];
 
 /// The Kinesis service of one account and region.
 pub struct Service {
@@ -102,6 +128,9 @@ pub struct Service {
     pub(crate) state: Mutex<State>,
     pub(crate) token_key: TokenKey,
     pub(crate) clock: Clock,
+    /// Write gates of the shards, by log id (see `reshard`).
+    pub(crate) gates: Mutex<HashMap<u64, Arc<reshard::Gate>>>,
+    pub(crate) limiter: limits::Limiter,
 }
 
 impl Service {
@@ -141,7 +170,9 @@ impl Service {
             counters: loaded.counters,
             settings: loaded.settings,
             last_retention_sweep_ms: 0,
+            last_autoscale_ms: 0,
         };
+        let limiter = limits::Limiter::new(cfg.limits.clone());
         Ok(Service {
             cfg,
             log,
@@ -149,6 +180,8 @@ impl Service {
             state: Mutex::new(state),
             token_key: TokenKey::from_bytes(loaded.token_key),
             clock,
+            gates: Mutex::new(HashMap::new()),
+            limiter,
         })
     }
 
@@ -163,7 +196,18 @@ impl Service {
 
     /// Runs one operation on a body that `kinesin_wire::model` has checked.
     pub async fn call(&self, op: &str, body: Value) -> Result<Output, ApiError> {
-        self.tick();
+        if DATA_PLANE.contains(&op) {
+            // Data-plane calls never block a runtime worker on the stream table (a reshard may
+            // hold it while it waits for their appends): transitions are left to the next tick.
+            if let Some(st) = self.state.try_lock() {
+                self.tick_locked(st, false);
+            }
+        } else {
+            self.tick_locked(self.state.lock(), false);
+        }
+        if let Some(rate) = limits::control_rate_per_sec(op) {
+            self.admit_control(op, rate, &body)?;
+        }
         match op {
             "CreateStream" => self.create_stream(input(body)?),
             "DeleteStream" => self.delete_stream(input(body)?),
@@ -190,17 +234,36 @@ impl Service {
             "DeleteResourcePolicy" => self.delete_resource_policy(input(body)?),
             "PutRecord" => self.put_record(input(body)?).await,
             "PutRecords" => self.put_records(input(body)?).await,
-            "GetShardIterator" => self.get_shard_iterator(input(body)?),
-            "GetRecords" => self.get_records(input(body)?),
+            "GetShardIterator" => self.get_shard_iterator(input(body)?).await,
+            "GetRecords" => self.get_records(input(body)?).await,
+            "SplitShard" => self.split_shard(input(body)?),
+            "MergeShards" => self.merge_shards(input(body)?),
+            "UpdateShardCount" => self.update_shard_count(input(body)?),
+            "UpdateStreamMode" => self.update_stream_mode(input(body)?),
             other => Err(not_yet(other)),
         }
     }
 
-    /// Applies due status transitions and, now and then, retention. Cheap when nothing is due;
-    /// called before every operation and by the server's background task.
+    /// Applies due status transitions, on-demand scaling and, now and then, retention. Cheap when
+    /// nothing is due; called by the server's background thread (and, without scaling, before
+    /// every operation).
     pub fn tick(&self) {
+        self.tick_locked(self.state.lock(), true);
+    }
+
+    /// The stream table, for the data plane: yields to the runtime instead of blocking a worker
+    /// while a control-plane call holds it.
+    pub(crate) async fn lock_state(&self) -> parking_lot::MutexGuard<'_, State> {
+        loop {
+            if let Some(st) = self.state.try_lock() {
+                return st;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn tick_locked(&self, mut st: parking_lot::MutexGuard<'_, State>, autoscale: bool) {
         let now = self.clock.now_ms();
-        let mut st = self.state.lock();
         let due: Vec<Arc<StreamMeta>> = st
             .streams
             .values()
@@ -221,6 +284,8 @@ impl Service {
                     st.tombstones.clear();
                 }
                 st.tombstones.insert(s.incarnation, s.name.clone());
+                self.forget_gates(s.shards.iter().map(|sh| sh.log_id));
+                self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
                 for sh in &s.shards {
                     if let Err(e) = self.log.delete(LogId(sh.log_id)) {
                         tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");
@@ -237,6 +302,10 @@ impl Service {
                 tracing::info!(stream = %s.name, "stream ACTIVE");
                 st.streams.insert(next.name.clone(), Arc::new(next));
             }
+        }
+        if autoscale && now - st.last_autoscale_ms >= scaling::AUTOSCALE_WINDOW_MS {
+            st.last_autoscale_ms = now;
+            self.autoscale(&mut st, now);
         }
         if now - st.last_retention_sweep_ms >= RETENTION_SWEEP_INTERVAL_MS {
             st.last_retention_sweep_ms = now;
@@ -317,13 +386,14 @@ impl Service {
     }
 
     /// The stream, which must be readable or writable: CREATING and DELETING streams are not
-    /// found, as on AWS.
-    pub(crate) fn find_usable(
+    /// found, as on AWS. Yields to the runtime instead of blocking a worker (see `lock_state`).
+    pub(crate) async fn find_usable_async(
         &self,
         name: Option<&str>,
         arn: Option<&str>,
     ) -> Result<Arc<StreamMeta>, ApiError> {
-        let s = self.find(name, arn)?;
+        let name = self.resolve_name(name, arn)?;
+        let s = self.lock_state().await.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         match s.status {
             StreamStatus::Active | StreamStatus::Updating => Ok(s),
             _ => Err(self.not_found(&s.name)),

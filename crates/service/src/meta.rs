@@ -153,6 +153,12 @@ pub struct StreamMeta {
     pub encryption_key_id: Option<String>,
     pub max_record_size_kib: i64,
     pub policy: Option<String>,
+    /// When UpdateShardCount ran, for AWS's limit of scalings per rolling 24 hours.
+    #[serde(default)]
+    pub scalings_ms: Vec<i64>,
+    /// When UpdateStreamMode switched the mode, for AWS's limit of switches per rolling 24 hours.
+    #[serde(default)]
+    pub mode_switches_ms: Vec<i64>,
 }
 
 impl StreamMeta {
@@ -167,6 +173,11 @@ impl StreamMeta {
     pub fn shard(&self, index: u32) -> Option<&ShardMeta> {
         // Shards are stored in index order and indexes are never reused.
         self.shards.binary_search_by_key(&index, |s| s.index).ok().map(|i| &self.shards[i])
+    }
+
+    /// The index the next new shard gets: shard ids are never reused.
+    pub fn next_shard_index(&self) -> u32 {
+        self.shards.last().map_or(0, |s| s.index + 1)
     }
 
     /// The open shard whose hash key range holds `key`.

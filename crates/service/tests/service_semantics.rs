@@ -13,6 +13,8 @@ const T0: i64 = 1_790_000_000_000;
 
 fn open(dir: &std::path::Path, clock: &Clock) -> Service {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
+    // The manual clock stands still: rate limits (service_reshard.rs) would throttle these calls.
+    cfg.limits.enabled = false;
     cfg.create_stream_ms = 0;
     cfg.delete_stream_ms = 0;
     Service::open(cfg, clock.clone()).expect("open")
@@ -130,6 +132,7 @@ async fn creating_turns_active_after_the_configured_time() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0);
     let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
+    cfg.limits.enabled = false;
     cfg.create_stream_ms = 500;
     let svc = Service::open(cfg, clock.clone()).unwrap();
     call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 2})).await.unwrap();

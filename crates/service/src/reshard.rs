@@ -1,0 +1,464 @@
+//! Resharding: SplitShard, MergeShards, UpdateShardCount and on-demand scaling all go through
+//! one path. A plan of splits and merges is applied to a copy of the stream's metadata
+//! (`apply`), then `Service::commit_reshard` closes the parents for writes, records where each
+//! parent's data ends, creates the children's logs and commits the new stream document.
+//!
+//! Closing is atomic with routing: a put enters a shard's `Gate` (counting itself in flight)
+//! before it appends and leaves it after the append completes. Closing marks the gate closed and
+//! waits until no append is in flight, all under the stream-table mutex; only then is the log's
+//! tip taken as the parent's end. A put that finds the gate closed drops its snapshot and routes
+//! again, and the mutex makes it wait for the commit, so it lands in a child. No record can land
+//! in a parent after its end was recorded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kinesin_log::LogId;
+use kinesin_wire::error::ApiError;
+use kinesin_wire::ids::{HashKey, HashKeyRange};
+
+use crate::meta::{Change, ClosedShard, Counters, ShardMeta, StreamMeta, StreamStatus};
+use crate::{meta_failure, Service, State};
+
+/// How long closing a shard waits for appends in flight before giving up.
+pub const CLOSE_DRAIN_MS_MAX: u64 = 30_000;
+/// Shards one stream may have open (AWS: 10,000 per stream through UpdateShardCount).
+pub const STREAM_SHARDS_MAX: u64 = 10_000;
+
+/// One resharding step, by shard index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Children `[start, at − 1]` and `[at, end]`.
+    Split { shard: u32, at: HashKey },
+    /// One child over the union of two hash-adjacent open shards.
+    Merge { shard: u32, adjacent: u32 },
+}
+
+/// Why a step cannot apply (the caller turns it into AWS's error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpError {
+    NoSuchShard(u32),
+    Closed(u32),
+    KeyOutside,
+    NotAdjacent,
+}
+
+fn open_position(s: &StreamMeta, index: u32) -> Result<usize, OpError> {
+    let i = s.shards.binary_search_by_key(&index, |sh| sh.index).map_err(|_| OpError::NoSuchShard(index))?;
+    if s.shards[i].closed.is_some() {
+        return Err(OpError::Closed(index));
+    }
+    Ok(i)
+}
+
+fn child(
+    s: &StreamMeta,
+    range: HashKeyRange,
+    parents: (u32, Option<u32>),
+    now: i64,
+    c: &mut Counters,
+) -> ShardMeta {
+    let log_id = c.next_log_id;
+    c.next_log_id += 1;
+    ShardMeta {
+        index: s.next_shard_index(),
+        parent: Some(parents.0),
+        adjacent_parent: parents.1,
+        start_hash: range.start.to_string(),
+        end_hash: range.end.to_string(),
+        created_ms: now,
+        log_id,
+        closed: None,
+    }
+}
+
+/// Applies one step to `s`. Closed parents get `end_seq_index` 0 for now: `commit_reshard`
+/// fills in the real end once the parent's appends have drained.
+pub fn apply(s: &mut StreamMeta, op: Op, now: i64, counters: &mut Counters) -> Result<(), OpError> {
+    match op {
+        Op::Split { shard, at } => {
+            let i = open_position(s, shard)?;
+            let r = s.shards[i].range();
+            if at <= r.start || at > r.end {
+                return Err(OpError::KeyOutside);
+            }
+            s.shards[i].closed = Some(ClosedShard { end_seq_index: 0, closed_ms: now });
+            let low = child(
+                s,
+                HashKeyRange { start: r.start, end: HashKey(at.0 - 1) },
+                (shard, None),
+                now,
+                counters,
+            );
+            s.shards.push(low);
+            let high = child(s, HashKeyRange { start: at, end: r.end }, (shard, None), now, counters);
+            s.shards.push(high);
+        }
+        Op::Merge { shard, adjacent } => {
+            let a = open_position(s, shard)?;
+            let b = open_position(s, adjacent)?;
+            let (ra, rb) = (s.shards[a].range(), s.shards[b].range());
+            let union = if ra.end.0.checked_add(1) == Some(rb.start.0) {
+                HashKeyRange { start: ra.start, end: rb.end }
+            } else if rb.end.0.checked_add(1) == Some(ra.start.0) {
+                HashKeyRange { start: rb.start, end: ra.end }
+            } else {
+                return Err(OpError::NotAdjacent);
+            };
+            s.shards[a].closed = Some(ClosedShard { end_seq_index: 0, closed_ms: now });
+            s.shards[b].closed = Some(ClosedShard { end_seq_index: 0, closed_ms: now });
+            let c = child(s, union, (shard, Some(adjacent)), now, counters);
+            s.shards.push(c);
+        }
+    }
+    Ok(())
+}
+
+/// Open shards sorted by the start of their range.
+pub fn open_by_range(s: &StreamMeta) -> Vec<&ShardMeta> {
+    let mut open: Vec<&ShardMeta> = s.shards.iter().filter(|sh| sh.is_open()).collect();
+    open.sort_by_key(|sh| sh.range().start);
+    open
+}
+
+/// UNIFORM_SCALING to `target` open shards as AWS does it, by splits and merges: split every open
+/// shard at each boundary of the even target ranges that falls inside it, then merge the pieces
+/// of each target range. Returns the number of steps and the most shards open at any moment
+/// (short-lived intermediate shards count against the account limit, as on AWS).
+pub fn scale_uniformly(
+    s: &mut StreamMeta,
+    target: u32,
+    now: i64,
+    counters: &mut Counters,
+) -> Result<(usize, u64), OpError> {
+    let ranges = HashKeyRange::even_split(target);
+    let mut steps = 0usize;
+    let mut peak = s.open_shard_count();
+    for r in ranges.iter().skip(1) {
+        let inside = open_by_range(s)
+            .iter()
+            .find(|sh| sh.range().start < r.start && r.start <= sh.range().end)
+            .map(|sh| sh.index);
+        if let Some(shard) = inside {
+            apply(s, Op::Split { shard, at: r.start }, now, counters)?;
+            steps += 1;
+            peak = peak.max(s.open_shard_count());
+        }
+    }
+    for r in &ranges {
+        loop {
+            let pieces: Vec<u32> = open_by_range(s)
+                .iter()
+                .filter(|sh| r.start <= sh.range().start && sh.range().end <= r.end)
+                .map(|sh| sh.index)
+                .collect();
+            if pieces.len() < 2 {
+                break;
+            }
+            apply(s, Op::Merge { shard: pieces[0], adjacent: pieces[1] }, now, counters)?;
+            steps += 1;
+        }
+    }
+    Ok((steps, peak))
+}
+
+/// A shard's write gate: see the module comment.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    closed: AtomicBool,
+    inflight: AtomicU64,
+}
+
+/// Proof that a put is inside an open shard's gate; leaving is dropping it.
+pub(crate) struct GateGuard(Arc<Gate>);
+
+impl Drop for GateGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Service {
+    fn gate(&self, log_id: u64) -> Arc<Gate> {
+        self.gates.lock().entry(log_id).or_default().clone()
+    }
+
+    /// Enters the gate of the shard with `log_id`, or `None` when the shard is closing or closed.
+    pub(crate) fn enter_gate(&self, log_id: u64) -> Option<GateGuard> {
+        let g = self.gate(log_id);
+        g.inflight.fetch_add(1, Ordering::SeqCst);
+        let guard = GateGuard(g);
+        if guard.0.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(guard)
+    }
+
+    /// Closes gates and waits until no append is in flight in any of them.
+    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ApiError> {
+        let gates: Vec<Arc<Gate>> = log_ids.iter().map(|id| self.gate(*id)).collect();
+        for g in &gates {
+            g.closed.store(true, Ordering::SeqCst);
+        }
+        let started = Instant::now();
+        while gates.iter().any(|g| g.inflight.load(Ordering::SeqCst) > 0) {
+            if started.elapsed() > Duration::from_millis(CLOSE_DRAIN_MS_MAX) {
+                self.reopen_gates(log_ids);
+                return Err(ApiError::internal(
+                    "Appends to the shards being closed did not finish in time; nothing was changed. Retry.",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn reopen_gates(&self, log_ids: &[u64]) {
+        let gates = self.gates.lock();
+        for id in log_ids {
+            if let Some(g) = gates.get(id) {
+                g.closed.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Forgets the gates of logs that are gone.
+    pub(crate) fn forget_gates(&self, log_ids: impl Iterator<Item = u64>) {
+        let mut gates = self.gates.lock();
+        for id in log_ids {
+            gates.remove(&id);
+        }
+    }
+
+    /// Commits `next` (`old` after `apply` steps, with `counters` advanced by them): closes the
+    /// parents, records their ends, creates the new shards' logs, commits and publishes.
+    /// `updating` puts the stream in UPDATING for `update_stream_ms`.
+    pub(crate) fn commit_reshard(
+        &self,
+        st: &mut State,
+        old: &StreamMeta,
+        mut next: StreamMeta,
+        counters: Counters,
+        updating: bool,
+    ) -> Result<Arc<StreamMeta>, ApiError> {
+        let now = self.clock.now_ms();
+        let first_new = old.next_shard_index();
+        let was_open: HashMap<u32, u64> =
+            old.shards.iter().filter(|sh| sh.is_open()).map(|sh| (sh.index, sh.log_id)).collect();
+        let closing: Vec<u64> = next
+            .shards
+            .iter()
+            .filter(|sh| sh.closed.is_some() && was_open.contains_key(&sh.index))
+            .map(|sh| sh.log_id)
+            .collect();
+        let created: Vec<u64> =
+            next.shards.iter().filter(|sh| sh.index >= first_new).map(|sh| sh.log_id).collect();
+        self.close_gates(&closing)?;
+        let undo = |svc: &Service| {
+            svc.reopen_gates(&closing);
+            for id in &created {
+                let _ = svc.log.delete(LogId(*id));
+            }
+        };
+        for sh in next.shards.iter_mut() {
+            let Some(c) = sh.closed.as_mut() else { continue };
+            if was_open.contains_key(&sh.index) {
+                match self.log.tip(LogId(sh.log_id)) {
+                    Ok(tip) => c.end_seq_index = tip,
+                    Err(e) => {
+                        undo(self);
+                        return Err(ApiError::internal(format!(
+                            "Cannot read the end of shard {} ({e}); nothing was changed. Retry.",
+                            sh.id()
+                        )));
+                    }
+                }
+            } else if sh.index >= first_new {
+                // An intermediate shard of UpdateShardCount: closed before any write reached it.
+                c.end_seq_index = 0;
+            }
+        }
+        for id in &created {
+            if let Err(e) = self.log.create(LogId(*id), 0) {
+                undo(self);
+                tracing::error!(error = %e, "cannot create a shard log");
+                return Err(ApiError::internal(format!(
+                    "The server could not create a new shard's log ({e}). Nothing was changed; retry."
+                )));
+            }
+        }
+        if updating && self.cfg.update_stream_ms > 0 {
+            next.status = StreamStatus::Updating;
+            next.status_until_ms = now + self.cfg.update_stream_ms as i64;
+        }
+        if let Err(e) = self.store.commit(&Change {
+            put_streams: &[&next],
+            counters: Some(&counters),
+            ..Default::default()
+        }) {
+            undo(self);
+            return Err(meta_failure(&e));
+        }
+        st.counters = counters;
+        let next = Arc::new(next);
+        st.streams.insert(next.name.clone(), next.clone());
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::StreamMode;
+    use proptest::prelude::*;
+
+    fn stream(n: u32) -> (StreamMeta, Counters) {
+        let mut c = Counters { next_incarnation: 2, next_log_id: 1 };
+        let shards = HashKeyRange::even_split(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                c.next_log_id += 1;
+                ShardMeta {
+                    index: i as u32,
+                    parent: None,
+                    adjacent_parent: None,
+                    start_hash: r.start.to_string(),
+                    end_hash: r.end.to_string(),
+                    created_ms: 0,
+                    log_id: c.next_log_id - 1,
+                    closed: None,
+                }
+            })
+            .collect();
+        let s = StreamMeta {
+            name: "s".into(),
+            incarnation: 1,
+            created_ms: 0,
+            status: StreamStatus::Active,
+            status_until_ms: 0,
+            mode: StreamMode::Provisioned,
+            retention_hours: 24,
+            shards,
+            tags: Default::default(),
+            shard_level_metrics: Default::default(),
+            encryption_key_id: None,
+            max_record_size_kib: 1024,
+            policy: None,
+            scalings_ms: Vec::new(),
+            mode_switches_ms: Vec::new(),
+        };
+        (s, c)
+    }
+
+    /// Open shards tile [0, 2^128) exactly once; indexes and log ids are unique; lineage points
+    /// at closed shards with smaller indexes.
+    fn check_tiling(s: &StreamMeta) {
+        let open = open_by_range(s);
+        assert!(!open.is_empty());
+        assert_eq!(open[0].range().start, HashKey::MIN);
+        assert_eq!(open.last().unwrap().range().end, HashKey::MAX);
+        for w in open.windows(2) {
+            assert_eq!(w[0].range().end.0.checked_add(1), Some(w[1].range().start.0));
+        }
+        let mut idx: Vec<u32> = s.shards.iter().map(|sh| sh.index).collect();
+        let sorted = idx.windows(2).all(|w| w[0] < w[1]);
+        assert!(sorted, "shards stay in index order");
+        idx.dedup();
+        assert_eq!(idx.len(), s.shards.len());
+        let mut logs: Vec<u64> = s.shards.iter().map(|sh| sh.log_id).collect();
+        logs.sort_unstable();
+        logs.dedup();
+        assert_eq!(logs.len(), s.shards.len());
+        for sh in &s.shards {
+            for p in [sh.parent, sh.adjacent_parent].into_iter().flatten() {
+                assert!(p < sh.index);
+                assert!(s.shard(p).unwrap().closed.is_some());
+            }
+        }
+    }
+
+    fn routes_once(s: &StreamMeta, key: HashKey) {
+        let n = s.shards.iter().filter(|sh| sh.is_open() && sh.range().contains(key)).count();
+        assert_eq!(n, 1, "key {key} routed to {n} open shards");
+        assert!(s.route(key).is_some());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Split(usize, u128),
+        Merge(usize),
+        Scale(u32),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (any::<usize>(), any::<u128>()).prop_map(|(i, k)| Step::Split(i, k)),
+            any::<usize>().prop_map(Step::Merge),
+            (1u32..40).prop_map(Step::Scale),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn random_reshards_keep_an_exact_tiling(
+            initial in 1u32..8,
+            steps in proptest::collection::vec(step(), 1..25),
+            keys in proptest::collection::vec(any::<u128>(), 16),
+        ) {
+            let (mut s, mut c) = stream(initial);
+            for (t, st) in steps.into_iter().enumerate() {
+                let now = t as i64;
+                let open = open_by_range(&s).iter().map(|sh| (sh.index, sh.range())).collect::<Vec<_>>();
+                match st {
+                    Step::Split(i, k) => {
+                        let (index, r) = open[i % open.len()];
+                        let width = r.end.0 - r.start.0;
+                        if width == 0 { continue; }
+                        let at = HashKey(r.start.0 + 1 + k % width);
+                        apply(&mut s, Op::Split { shard: index, at }, now, &mut c).unwrap();
+                    }
+                    Step::Merge(i) => {
+                        if open.len() < 2 { continue; }
+                        let j = i % (open.len() - 1);
+                        // Either order of the pair is a valid merge.
+                        let (a, b) = if i % 2 == 0 { (open[j].0, open[j + 1].0) } else { (open[j + 1].0, open[j].0) };
+                        apply(&mut s, Op::Merge { shard: a, adjacent: b }, now, &mut c).unwrap();
+                    }
+                    Step::Scale(target) => {
+                        scale_uniformly(&mut s, target, now, &mut c).unwrap();
+                        prop_assert_eq!(s.open_shard_count(), target as u64);
+                        let want = HashKeyRange::even_split(target);
+                        let got: Vec<HashKeyRange> = open_by_range(&s).iter().map(|sh| sh.range()).collect();
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                check_tiling(&s);
+                for k in &keys {
+                    routes_once(&s, HashKey(*k));
+                }
+                for k in [0, u128::MAX] {
+                    routes_once(&s, HashKey(k));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_adjacent_shards_do_not_merge() {
+        let (mut s, mut c) = stream(3);
+        assert_eq!(apply(&mut s, Op::Merge { shard: 0, adjacent: 2 }, 1, &mut c), Err(OpError::NotAdjacent));
+        assert_eq!(
+            apply(&mut s, Op::Split { shard: 0, at: HashKey(0) }, 1, &mut c),
+            Err(OpError::KeyOutside)
+        );
+        apply(&mut s, Op::Merge { shard: 1, adjacent: 0 }, 1, &mut c).unwrap();
+        assert_eq!(apply(&mut s, Op::Split { shard: 0, at: HashKey(5) }, 1, &mut c), Err(OpError::Closed(0)));
+        let child = s.shard(3).unwrap();
+        assert_eq!((child.parent, child.adjacent_parent), (Some(1), Some(0)));
+        assert_eq!(child.range().start, HashKey::MIN);
+    }
+}
