@@ -55,6 +55,15 @@ pub struct ServeArgs {
     /// Account limit on open shards [default: 500].
     #[arg(long, env = "KINESIN_SHARD_LIMIT")]
     shard_limit: Option<u64>,
+    /// `aws` (enforce Kinesis's throughput and call-rate limits) or `off` [default: aws].
+    #[arg(long, env = "KINESIN_LIMITS")]
+    limits: Option<String>,
+    /// Per-shard limit overrides, e.g. `write-mib=2,write-records=2000,read-mib=4,read-calls=10`.
+    #[arg(long, env = "KINESIN_SHARD_LIMITS")]
+    shard_limits: Option<String>,
+    /// UpdateShardCount calls per stream per rolling 24 hours [default: 10].
+    #[arg(long, env = "KINESIN_SCALINGS_PER_DAY")]
+    scalings_per_day: Option<u32>,
     /// Log filter, e.g. `info` or `kinesin=debug` [default: info].
     #[arg(long, env = "KINESIN_LOG_LEVEL")]
     log_level: Option<String>,
@@ -77,6 +86,9 @@ impl ServeArgs {
             update_stream_ms,
             durability,
             shard_limit,
+            limits,
+            shard_limits,
+            scalings_per_day,
             log_level
         );
         if self.init_stream.is_empty() {
@@ -159,6 +171,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     cfg.delete_stream_ms = args.delete_stream_ms.unwrap_or(cfg.delete_stream_ms);
     cfg.update_stream_ms = args.update_stream_ms.unwrap_or(cfg.update_stream_ms);
     cfg.shard_limit = args.shard_limit.unwrap_or(cfg.shard_limit);
+    if let Some(mode) = &args.limits {
+        cfg.limits = kinesin_service::limits::LimitsConfig::parse_mode(mode).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(o) = &args.shard_limits {
+        cfg.limits.apply_overrides(o).map_err(anyhow::Error::msg)?;
+    }
+    cfg.scalings_per_day = args.scalings_per_day.unwrap_or(cfg.scalings_per_day);
     let init: Vec<(String, i64)> =
         args.init_stream.iter().map(|s| parse_init_stream(s)).collect::<Result<_>>()?;
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:4567".into());
