@@ -21,7 +21,10 @@ def server(log_dir):
     """One shared ephemeral server with instant state transitions."""
     srv = Server(
         ephemeral=True,
-        args=["--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0"],
+        # Rate limits off: the suite makes control-plane calls faster than AWS's per-account
+        # rates (e.g. DescribeLimits 1/s) with retries disabled; limits are tested on dedicated
+        # servers (test_limits*.py).
+        args=["--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0", "--limits", "off"],
         log_dir=log_dir,
     )
     srv.start()
@@ -50,6 +53,9 @@ def server_factory(log_dir, tmp_path):
         if data_dir is None and not ephemeral:
             data_dir = tmp_path / f"data-{len(started)}"
             data_dir.mkdir(exist_ok=True)
+        # Limits off unless a test asks for them (`--limits aws`, which beats the environment):
+        # these servers serve tests written before throughput limits existed.
+        env = {"KINESIN_LIMITS": "off", **(env or {})}
         srv = Server(data_dir=data_dir, ephemeral=ephemeral, args=args, env=env, port=port, log_dir=log_dir)
         started.append(srv)
         if start:
