@@ -2,6 +2,7 @@
 //!
 //! One module per subcommand; `main` only dispatches.
 
+mod bench;
 mod serve;
 
 use anyhow::Result;
@@ -18,11 +19,14 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// Load a Kinesis endpoint (kinesin or another) and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::serve(args),
+        Command::Bench(args) => bench::bench(args),
     }
 }
