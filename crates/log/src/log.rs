@@ -31,6 +31,9 @@ pub struct LogStats {
     pub sync_rounds: u64,
     pub file_syncs: u64,
     pub dir_syncs: u64,
+    /// `syncfs` calls: one per round that touched more than [`crate::SYNC_FILES_SEPARATELY_MAX`]
+    /// files.
+    pub fs_syncs: u64,
 }
 
 /// All shard logs under one directory, with one writer thread for all of them.
@@ -413,6 +416,7 @@ impl Log {
             sync_rounds: stats.sync_rounds.load(Ordering::Relaxed),
             file_syncs: stats.file_syncs.load(Ordering::Relaxed),
             dir_syncs: stats.dir_syncs.load(Ordering::Relaxed),
+            fs_syncs: stats.fs_syncs.load(Ordering::Relaxed),
         }
     }
 

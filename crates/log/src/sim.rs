@@ -65,7 +65,11 @@ pub struct SimCounts {
     pub writes: u64,
     pub file_syncs: u64,
     pub dir_syncs: u64,
+    /// `sync_filesystem` calls.
+    pub fs_syncs: u64,
     pub mutations: u64,
+    /// Bytes returned by `read_exact_at` (to check what recovery reads).
+    pub bytes_read: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -405,6 +409,22 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    fn sync_filesystem(&self, _path: &Path) -> io::Result<()> {
+        self.sleep_for_sync();
+        let mut state = self.state.lock();
+        if let Gate::Fail(err) = state.begin(SimOp::Sync)? {
+            return Err(err);
+        }
+        state.counts.fs_syncs += 1;
+        for file in &mut state.files {
+            file.synced.clone_from(&file.live);
+        }
+        for dir in &mut state.dirs {
+            dir.durable.clone_from(&dir.live);
+        }
+        Ok(())
+    }
+
     fn create_file(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state.lock();
         let (dir, name) = state.parent(path)?;
@@ -508,7 +528,8 @@ impl StorageFile for SimFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
+        state.counts.bytes_read += buf.len() as u64;
         state.check_epoch(self.epoch)?;
         let data = &state.file(self.id).live;
         let start = usize::try_from(offset).map_err(|_| io::ErrorKind::UnexpectedEof)?;

@@ -23,7 +23,7 @@ use crate::shard::{ActiveSegment, BatchEntry, SegmentState, Shard, WriteState};
 use crate::storage::copy_io_error;
 use crate::{
     AppendOutcome, Durability, LogConfig, LogError, LogId, Storage, StorageFile, GROUP_COMMIT_APPENDS_MAX,
-    GROUP_COMMIT_BYTES_MAX,
+    GROUP_COMMIT_BYTES_MAX, SYNC_FILES_SEPARATELY_MAX,
 };
 
 pub(crate) struct AppendRequest {
@@ -45,6 +45,7 @@ pub(crate) struct Stats {
     pub sync_rounds: AtomicU64,
     pub file_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
+    pub fs_syncs: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -153,12 +154,18 @@ impl Writer {
         if !fsync {
             return;
         }
-        let mut synced_any = false;
+        touched.retain(|(_, pending)| !pending.is_empty());
+        if touched.is_empty() {
+            return;
+        }
+        // Few files: one fdatasync each. Many: one syncfs for all of them, so the syncs per
+        // round do not grow with the number of shards written (see ARCHITECTURE.md, "Choices").
+        let shared_sync =
+            if touched.len() > SYNC_FILES_SEPARATELY_MAX { Some(self.sync_filesystem()) } else { None };
+        // Counted before the acknowledgements go out, so a caller that saw its append
+        // acknowledged also sees the round counted.
+        self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
         for (shard, pending) in touched {
-            if pending.is_empty() {
-                continue;
-            }
-            synced_any = true;
             let mut state = shard.write.lock();
             state.unpublished = state.unpublished.saturating_sub(pending.len());
             if state.deleted {
@@ -167,7 +174,20 @@ impl Writer {
             }
             // Publish while still holding the write lock, so trimming cannot remove the
             // segment between the sync and the publication.
-            match self.sync_active(&shard, &mut state) {
+            let synced = match &shared_sync {
+                None => self.sync_active(&shard, &mut state),
+                Some(Ok(())) => {
+                    state.active.synced_len = state.active.written_len;
+                    state.dir_sync_pending = false;
+                    Ok(())
+                }
+                Some(Err(failure)) => Err(Failure {
+                    op: failure.op,
+                    path: failure.path.clone(),
+                    source: copy_io_error(&failure.source),
+                }),
+            };
+            match synced {
                 Ok(()) => self.publish(&shard, pending),
                 Err(failure) => {
                     tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "sync failed; failing the appends of this round");
@@ -181,9 +201,18 @@ impl Writer {
                 }
             }
         }
-        if synced_any {
-            self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    /// One `syncfs` covering every file and directory of the log.
+    fn sync_filesystem(&self) -> Result<(), Failure> {
+        let root = &self.config.dir;
+        self.storage.sync_filesystem(root).map_err(|source| Failure {
+            op: "sync filesystem",
+            path: root.clone(),
+            source,
+        })?;
+        self.stats.fs_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes one batch. On error returns the reply channel with the error.
@@ -386,6 +415,23 @@ impl Writer {
     /// Interval durability: sync every log written since the last sync.
     fn sync_dirty(&self, dirty: &mut HashMap<LogId, Arc<Shard>>) {
         if dirty.is_empty() {
+            return;
+        }
+        if dirty.len() > SYNC_FILES_SEPARATELY_MAX {
+            match self.sync_filesystem() {
+                Ok(()) => {
+                    for shard in dirty.values() {
+                        let mut state = shard.write.lock();
+                        state.active.synced_len = state.active.written_len;
+                        state.dir_sync_pending = false;
+                    }
+                    dirty.clear();
+                }
+                Err(failure) => {
+                    tracing::error!(path = %failure.path.display(), op = failure.op, error = %failure.source, "periodic sync failed; will retry");
+                }
+            }
+            self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let mut failed = HashMap::new();

@@ -1,6 +1,8 @@
-//! Group commit: concurrent appends share sync rounds. Pins that the writer syncs each touched
-//! file once per round rather than once per append (syncs are counted by the storage), and that
-//! sequential appends, which cannot share, do pay one round each (so the counting is real).
+//! Group commit: concurrent appends share sync rounds. Pins that a round syncs each touched file
+//! once when it touched few, and all of them with one `syncfs` when it touched many, so that the
+//! syncs per round do not grow with the number of shards written (syncs are counted by the
+//! storage); and that sequential appends, which cannot share, do pay one round each (so the
+//! counting is real).
 
 mod common;
 
@@ -14,7 +16,8 @@ fn multi_thread_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-/// Runs `appends` concurrent appends spread over `logs` logs; returns (sync rounds, file syncs).
+/// Runs `appends` concurrent appends spread over `logs` logs; returns (sync rounds, syncs of
+/// any kind: fdatasync, directory fsync, syncfs).
 fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
     let rt = multi_thread_runtime();
     let sim = SimStorage::new();
@@ -22,7 +25,8 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
     for id in 0..logs {
         log.create(LogId(id), 0).expect("create");
     }
-    let syncs_before = sim.counts().file_syncs;
+    let total_syncs = |c: kinesin_log::SimCounts| c.file_syncs + c.dir_syncs + c.fs_syncs;
+    let syncs_before = total_syncs(sim.counts());
     let rounds_before = log.stats().sync_rounds;
     // Hold the writer in a slow first sync so that the other appends all queue behind it, as they
     // do behind a real disk under load; then they must share the following round. No timing is
@@ -51,7 +55,7 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
             task.await.expect("task");
         }
     });
-    let syncs = sim.counts().file_syncs - syncs_before;
+    let syncs = total_syncs(sim.counts()) - syncs_before;
     let rounds = log.stats().sync_rounds - rounds_before;
     // Every append is there, with consecutive indexes per log.
     for id in 0..logs {
@@ -68,8 +72,20 @@ fn concurrent_appends_across_many_logs_share_sync_rounds() {
     eprintln!("200 appends over 100 logs: {rounds} sync rounds, {syncs} file syncs");
     // The first append's round, then one (rarely two) for the 199 queued behind it.
     assert!(rounds <= 3, "{rounds} sync rounds for 200 appends");
-    // One sync per touched log per round: about 100 + 1, far fewer than one per append.
-    assert!(syncs <= 102, "{syncs} file syncs for 200 appends");
+    // The first round synced one file; the rest touched 100 logs and shared one syncfs each.
+    assert!(syncs <= 3, "{syncs} syncs for 200 appends");
+}
+
+#[test]
+fn a_thousand_logs_written_at_once_share_a_few_syncs() {
+    let (rounds, syncs) = concurrent_appends(1000, 2000);
+    eprintln!("2000 appends over 1000 logs: {rounds} sync rounds, {syncs} syncs");
+    assert!(rounds <= 4, "{rounds} sync rounds for 2000 appends");
+    // At most SYNC_FILES_SEPARATELY_MAX syncs per round, whatever the number of logs.
+    assert!(
+        syncs <= rounds * kinesin_log::SYNC_FILES_SEPARATELY_MAX as u64,
+        "{syncs} syncs in {rounds} rounds"
+    );
 }
 
 #[test]
