@@ -16,6 +16,7 @@
 
 mod error;
 mod format;
+mod index;
 mod log;
 mod recovery;
 mod shard;
@@ -51,6 +52,10 @@ pub const GROUP_COMMIT_APPENDS_MAX: usize = 2048;
 /// `tests/log_sync_bench.rs`: for 1,000 files one syncfs takes about as long as 16 parallel
 /// fdatasyncs take for 8, and 10-20x less than 1,000 sequential ones).
 pub const SYNC_FILES_SEPARATELY_MAX: usize = 4;
+/// The active segment's index file is rewritten (and synced) once this many bytes were synced
+/// past what it covers, so a restart after a crash scans at most this much of each log. Costs
+/// two syncs per this many bytes of a log.
+pub const INDEX_CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
 /// Most encoded bytes the writer takes into one group-commit round (at least one append).
 pub const GROUP_COMMIT_BYTES_MAX: usize = 32 * 1024 * 1024;
 

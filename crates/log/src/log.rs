@@ -54,6 +54,9 @@ struct Inner {
     stats: Arc<Stats>,
 }
 
+/// Damaged batches one read steps over before it gives up.
+const READ_DAMAGE_RETRIES_MAX: usize = 16;
+
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
     move |source| LogError::io(op, path, source)
 }
@@ -68,6 +71,7 @@ impl Log {
             storage.sync_dir(parent).map_err(io("sync directory", parent))?;
         }
         let mut logs = BTreeMap::new();
+        let mut recovered_indexes = Vec::new();
         let mut names = storage.list_dir(&root).map_err(io("list", &root))?;
         names.sort();
         for name in names {
@@ -82,11 +86,24 @@ impl Log {
                 tracing::warn!(path = %path.display(), "ignoring unknown entry in the log directory");
                 continue;
             };
-            if let Some(recovered) =
-                recovery::recover_log(&storage, &root, LogId(id), &path, config.tail_bytes_per_log_max)?
-            {
+            if let Some(recovered) = recovery::recover_log(&storage, &root, LogId(id), &path)? {
+                recovered_indexes.push((LogId(id), path, recovered.indexes_to_write));
                 logs.insert(LogId(id), Arc::new(recovered.shard));
             }
+        }
+        // One sync for every log's surviving bytes (a process crash can leave them unsynced in
+        // the page cache): nothing is served that a later crash could take back. Only then may
+        // indexes describe those bytes.
+        storage.sync_filesystem(&root).map_err(io("sync filesystem", &root))?;
+        let mut wrote_indexes = false;
+        for (id, dir, indexes) in recovered_indexes {
+            for (base, index) in indexes {
+                wrote_indexes |=
+                    crate::writer::write_index_logged(storage.as_ref(), &dir, id, base, &index, false);
+            }
+        }
+        if wrote_indexes {
+            storage.sync_filesystem(&root).map_err(io("sync filesystem", &root))?;
         }
 
         let stats = Arc::new(Stats::default());
@@ -183,6 +200,7 @@ impl Log {
                 dir_sync_pending: false,
                 truncate_pending: false,
                 unpublished: 0,
+                index_covered_len: Some(header_len),
             }),
             read: RwLock::new(ReadState {
                 segments: vec![SegmentState {
@@ -255,8 +273,22 @@ impl Log {
         max_bytes: usize,
     ) -> Result<ReadOutcome, LogError> {
         let shard = self.shard(id)?;
-        let plan = shard.read.read().plan_read(from_seq_index, max_records, max_bytes);
-        plan.execute(max_records, max_bytes)
+        // Each damaged batch found takes itself and the rest of its segment out of the index,
+        // so the retries are few; the bound keeps a pathological disk from looping forever.
+        for _ in 0..READ_DAMAGE_RETRIES_MAX {
+            let plan = shard.read.read().plan_read(from_seq_index, max_records, max_bytes);
+            let (out, damage) = plan.execute(max_records, max_bytes)?;
+            let Some(damage) = damage else { return Ok(out) };
+            shard.quarantine(&damage);
+            if !out.records.is_empty() {
+                return Ok(out);
+            }
+        }
+        Err(LogError::Corrupt {
+            path: shard.dir.clone(),
+            offset: 0,
+            why: format!("{READ_DAMAGE_RETRIES_MAX} damaged batches found in one read"),
+        })
     }
 
     /// First sequence index whose arrival time is at or after `arrival_ms`; the tip if none.
@@ -336,6 +368,10 @@ impl Log {
                 return Err(LogError::io("remove", read.segments[0].path.clone(), source));
             }
             freed += segment.len_bytes;
+            // An index left behind is removed by the next open.
+            if let Err(error) = crate::index::remove_index(storage, &shard.dir, segment.base) {
+                tracing::warn!(dir = %shard.dir.display(), base = segment.base, %error, "could not remove a segment index");
+            }
         }
         drop(state);
         storage.sync_dir(&shard.dir).map_err(io("sync directory", &shard.dir))?;
@@ -376,6 +412,7 @@ impl Log {
         };
         state.needs_roll = false;
         state.dir_sync_pending = false;
+        state.index_covered_len = Some(header_len);
         shard.read.write().segments.push(SegmentState {
             base,
             path,
@@ -429,6 +466,19 @@ impl Log {
         if let Some(handle) = self.writer.lock().take() {
             if handle.join().is_err() {
                 tracing::error!("the log writer thread panicked");
+            }
+            // Everything is synced now: index every log's active segment, so that the next open
+            // reads nothing.
+            let logs: Vec<Arc<Shard>> = self.inner.logs.read().values().cloned().collect();
+            let storage = self.inner.storage.as_ref();
+            for shard in logs {
+                let mut state = shard.write.lock();
+                if !state.deleted {
+                    crate::writer::checkpoint(storage, &shard, &mut state, true, false);
+                }
+            }
+            if let Err(error) = storage.sync_filesystem(&self.inner.config.dir) {
+                tracing::warn!(%error, "could not sync the segment indexes at shutdown; the next open scans more");
             }
         }
     }

@@ -15,11 +15,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN};
-use crate::shard::{ActiveSegment, BatchEntry, MemBatch, ReadState, SegmentState, Shard, WriteState};
+use crate::index::{self, SegmentIndex, INDEX_SUFFIX, INDEX_TMP_SUFFIX};
+use crate::shard::{ActiveSegment, BatchEntry, ReadState, SegmentState, Shard, WriteState};
 use crate::{LogError, LogId, Storage, StorageFile};
 
 /// What scanning one segment's bytes found.
@@ -35,13 +35,20 @@ pub(crate) struct Scan {
 
 /// Checks the batches in `bytes` (a whole segment file) starting after the header.
 pub(crate) fn scan_segment(bytes: &[u8], base_seq: u64) -> Scan {
-    let mut scan = Scan::default();
     if bytes.len() < SEGMENT_HEADER_LEN {
-        return scan;
+        return Scan::default();
     }
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut expected_seq = base_seq;
-    let mut newest_arrival = i64::MIN;
+    scan_from(&bytes[SEGMENT_HEADER_LEN..], SEGMENT_HEADER_LEN as u64, base_seq, i64::MIN)
+}
+
+/// Checks the batches in `bytes`, which hold a segment's bytes from file offset `file_offset`
+/// to its end; the first batch must start at `expected_seq` and arrive no earlier than
+/// `newest_arrival`. Offsets in the result are file offsets.
+pub(crate) fn scan_from(bytes: &[u8], file_offset: u64, expected_seq: u64, newest_arrival: i64) -> Scan {
+    let mut scan = Scan::default();
+    let mut offset = 0usize;
+    let mut expected_seq = expected_seq;
+    let mut newest_arrival = newest_arrival;
     while offset < bytes.len() {
         let checked = format::check_batch(&bytes[offset..]).and_then(|header| {
             if header.first_seq_index != expected_seq {
@@ -55,7 +62,7 @@ pub(crate) fn scan_segment(bytes: &[u8], base_seq: u64) -> Scan {
         match checked {
             Ok(header) => {
                 scan.batches.push(BatchEntry {
-                    offset: offset as u64,
+                    offset: file_offset + offset as u64,
                     len: header.batch_len,
                     first_seq: header.first_seq_index,
                     count: header.record_count,
@@ -66,7 +73,7 @@ pub(crate) fn scan_segment(bytes: &[u8], base_seq: u64) -> Scan {
                 offset += header.batch_len as usize;
             }
             Err(why) => {
-                scan.damage = Some((offset as u64, why));
+                scan.damage = Some((file_offset + offset as u64, why));
                 scan.end_seq_after_damage = scan_after_damage(bytes, offset, expected_seq);
                 break;
             }
@@ -103,6 +110,9 @@ fn scan_after_damage(bytes: &[u8], damaged_at: usize, expected_seq: u64) -> Opti
 
 pub(crate) struct Recovered {
     pub shard: Shard,
+    /// Indexes of clean segments that had none (or a stale one), to write once the log is
+    /// synced: an index must only describe durable bytes.
+    pub indexes_to_write: Vec<(u64, SegmentIndex)>,
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
@@ -111,20 +121,28 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Lo
 
 /// Opens the log in `dir`. Returns `None` if the directory holds no segment (an unfinished
 /// create), after removing it.
+///
+/// A segment with a valid index is read only past the index's `covered_len` (for a sealed
+/// segment: not at all); one without is read whole and scanned.
 pub(crate) fn recover_log(
     storage: &Arc<dyn Storage>,
     root: &Path,
     id: LogId,
     dir: &Path,
-    tail_bytes_max: usize,
 ) -> Result<Option<Recovered>, LogError> {
     let mut bases: Vec<(u64, String)> = Vec::new();
+    let mut index_bases: Vec<u64> = Vec::new();
     for name in storage.list_dir(dir).map_err(io("list", dir))? {
-        match format::parse_segment_file_name(&name) {
-            Some(base) => bases.push((base, name)),
-            None => {
-                tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in log directory")
-            }
+        if let Some(base) = format::parse_segment_file_name(&name) {
+            bases.push((base, name));
+        } else if let Some(base) = name.strip_suffix(INDEX_SUFFIX).and_then(parse_base) {
+            index_bases.push(base);
+        } else if name.ends_with(INDEX_TMP_SUFFIX) {
+            // An index write that did not finish.
+            let path = dir.join(&name);
+            storage.remove_file(&path).map_err(io("remove", &path))?;
+        } else {
+            tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in log directory")
         }
     }
     bases.sort();
@@ -134,6 +152,12 @@ pub(crate) fn recover_log(
         storage.sync_dir(root).map_err(io("sync", root))?;
         return Ok(None);
     }
+    for base in &index_bases {
+        if !bases.iter().any(|(b, _)| b == base) {
+            // Left by a trim that removed the segment but not yet its index.
+            index::remove_index(storage.as_ref(), dir, *base).map_err(io("remove", dir))?;
+        }
+    }
 
     // Load and check every segment first, then drop strays: a segment without any record
     // that starts inside the previous one is left from a segment start that failed (or a
@@ -142,9 +166,11 @@ pub(crate) fn recover_log(
         base: u64,
         path: std::path::PathBuf,
         file: Arc<dyn StorageFile>,
-        bytes: Vec<u8>,
+        len: u64,
         header_damage: Option<&'static str>,
         scan: Scan,
+        /// Covered length of the index on disk that is still right, if any.
+        indexed_len: Option<u64>,
     }
     let mut loaded: Vec<Loaded> = Vec::with_capacity(bases.len());
     let mut end_seq = 0u64;
@@ -153,32 +179,67 @@ pub(crate) fn recover_log(
         let path = dir.join(name);
         let file = storage.open_file(&path).map_err(io("open", &path))?;
         let len = file.len_bytes().map_err(io("stat", &path))?;
-        let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-        file.read_exact_at(&mut bytes, 0).map_err(io("read", &path))?;
-
-        let header_damage = match format::decode_segment_header(&bytes) {
-            Ok(header) if header.log_id != id.0 || header.base_seq_index != base => {
-                return Err(LogError::Corrupt {
-                    path,
-                    offset: 0,
-                    why: format!(
-                        "header names log {:016x} from sequence index {}, but the file belongs to log {id} from {base}",
-                        header.log_id, header.base_seq_index
-                    ),
-                });
-            }
-            Ok(_) => None,
-            Err(HeaderError::UnsupportedVersion(version)) => {
-                return Err(LogError::UnsupportedVersion {
-                    path,
-                    version,
-                    supported: format::FORMAT_VERSION,
-                });
-            }
-            Err(HeaderError::Short) => Some("segment shorter than its header"),
-            Err(HeaderError::Damaged(why)) => Some(why),
+        let index = if index_bases.contains(&base) {
+            index::load_index(storage.as_ref(), dir, id, base)?.filter(|index| {
+                let fits = index.covered_len <= len;
+                if !fits {
+                    tracing::warn!(file = %path.display(), "index covers more than the segment holds; scanning it");
+                }
+                fits
+            })
+        } else {
+            None
         };
-        let scan = scan_segment(&bytes, base);
+        // The newest indexed batch must still be where the index says (cheap: one header), or
+        // the segment was rewritten under its index.
+        let index = match index {
+            Some(index) if !last_entry_matches(file.as_ref(), &index) => {
+                tracing::warn!(file = %path.display(), "index does not match its segment; scanning it");
+                None
+            }
+            other => other,
+        };
+        let (header_damage, scan, indexed_len) = match index {
+            Some(index) => {
+                // Only the bytes written after the index was: none for a sealed segment.
+                let mut tail = vec![0u8; usize::try_from(len - index.covered_len).unwrap_or(usize::MAX)];
+                file.read_exact_at(&mut tail, index.covered_len).map_err(io("read", &path))?;
+                let (next_seq, newest) =
+                    index.entries.last().map_or((base, i64::MIN), |last| (last.end_seq(), last.arrival_ms));
+                let mut scan = scan_from(&tail, index.covered_len, next_seq, newest);
+                let mut batches = index.entries;
+                batches.append(&mut scan.batches);
+                scan.batches = batches;
+                (None, scan, Some(index.covered_len))
+            }
+            None => {
+                let mut bytes = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+                file.read_exact_at(&mut bytes, 0).map_err(io("read", &path))?;
+                let header_damage = match format::decode_segment_header(&bytes) {
+                    Ok(header) if header.log_id != id.0 || header.base_seq_index != base => {
+                        return Err(LogError::Corrupt {
+                            path,
+                            offset: 0,
+                            why: format!(
+                                "header names log {:016x} from sequence index {}, but the file belongs to log {id} from {base}",
+                                header.log_id, header.base_seq_index
+                            ),
+                        });
+                    }
+                    Ok(_) => None,
+                    Err(HeaderError::UnsupportedVersion(version)) => {
+                        return Err(LogError::UnsupportedVersion {
+                            path,
+                            version,
+                            supported: format::FORMAT_VERSION,
+                        });
+                    }
+                    Err(HeaderError::Short) => Some("segment shorter than its header"),
+                    Err(HeaderError::Damaged(why)) => Some(why),
+                };
+                (header_damage, scan_segment(&bytes, base), None)
+            }
+        };
         let holds_records = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
         if !loaded.is_empty() && base < end_seq {
             if holds_records {
@@ -190,6 +251,7 @@ pub(crate) fn recover_log(
             }
             tracing::warn!(file = %path.display(), "removing a stray empty segment that starts inside the previous one");
             storage.remove_file(&path).map_err(io("remove", &path))?;
+            index::remove_index(storage.as_ref(), dir, base).map_err(io("remove", &path))?;
             storage.sync_dir(dir).map_err(io("sync directory", dir))?;
             continue;
         }
@@ -200,27 +262,29 @@ pub(crate) fn recover_log(
         if let Some(end) = scan.end_seq_after_damage {
             end_seq = end_seq.max(end);
         }
-        loaded.push(Loaded { base, path, file, bytes, header_damage, scan });
+        loaded.push(Loaded { base, path, file, len, header_damage, scan, indexed_len });
     }
 
     let mut segments: Vec<SegmentState> = Vec::with_capacity(loaded.len());
+    let mut indexes_to_write = Vec::new();
     let mut tip = 0u64;
     let mut newest_arrival_ms = None;
     let mut needs_roll = false;
-    let mut last_bytes: Vec<u8> = Vec::new();
+    let mut last_len = 0u64;
+    let mut last_indexed_len = None;
     let last_index = loaded.len() - 1;
     for (index, segment) in loaded.into_iter().enumerate() {
-        let Loaded { base, path, file, mut bytes, header_damage, mut scan } = segment;
+        let Loaded { base, path, file, mut len, header_damage, mut scan, indexed_len } = segment;
         let is_last = index == last_index;
         let found_batches = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
+        let mut clean = true;
 
         if let Some(why) = header_damage {
             if is_last && !found_batches {
                 // A crash while creating this segment: nothing in it was ever acknowledged.
                 tracing::warn!(file = %path.display(), why, "rewriting the torn header of the last segment");
                 rewrite_header(&file, &path, id, base)?;
-                bytes.truncate(0);
-                bytes.extend_from_slice(&format::encode_segment_header(id.0, base));
+                len = SEGMENT_HEADER_LEN as u64;
                 scan = Scan::default();
             } else {
                 tracing::warn!(
@@ -228,6 +292,7 @@ pub(crate) fn recover_log(
                     "damaged segment header; serving the batches that pass their own checks"
                 );
                 needs_roll |= is_last;
+                clean = false;
             }
         }
 
@@ -236,13 +301,14 @@ pub(crate) fn recover_log(
                 tracing::warn!(file = %path.display(), offset, why, "cutting off a torn tail");
                 file.set_len(offset).map_err(io("truncate", &path))?;
                 file.sync_data().map_err(io("sync", &path))?;
-                bytes.truncate(offset as usize);
+                len = offset;
             } else {
                 tracing::warn!(
                     file = %path.display(), offset, why,
                     "damaged batch; it and the rest of this segment are not served"
                 );
                 needs_roll |= is_last;
+                clean = false;
             }
         }
 
@@ -254,49 +320,37 @@ pub(crate) fn recover_log(
         if let Some(end) = scan.end_seq_after_damage {
             tip = tip.max(end);
         }
-        segments.push(SegmentState {
-            base,
-            path,
-            file,
-            batches: scan.batches,
-            len_bytes: bytes.len() as u64,
-        });
-        if is_last {
-            last_bytes = bytes;
+        let covered_len =
+            scan.batches.last().map_or(SEGMENT_HEADER_LEN as u64, |b| b.offset + u64::from(b.len));
+        let mut indexed_len = indexed_len;
+        if clean && covered_len == len && indexed_len != Some(len) && len > SEGMENT_HEADER_LEN as u64 {
+            indexes_to_write.push((base, SegmentIndex { covered_len, entries: scan.batches.clone() }));
+            indexed_len = Some(len);
         }
+        if is_last {
+            last_len = len;
+            last_indexed_len =
+                if needs_roll { None } else { Some(indexed_len.unwrap_or(SEGMENT_HEADER_LEN as u64)) };
+        }
+        segments.push(SegmentState { base, path, file, batches: scan.batches, len_bytes: len });
     }
 
-    // Warm the in-memory tail with the newest batches of the last segment.
-    let mut read = ReadState { segments, tip, newest_arrival_ms, tail: Default::default(), tail_bytes: 0 };
+    let read = ReadState { segments, tip, newest_arrival_ms, tail: Default::default(), tail_bytes: 0 };
     let Some(last) = read.segments.last() else {
         return Err(LogError::Corrupt { path: dir.to_path_buf(), offset: 0, why: "no segment".into() });
     };
-    // What survived may sit unsynced in the page cache (after a process crash): make it durable
-    // before serving it, so no reader sees a record a later crash could take back.
-    last.file.sync_data().map_err(io("sync", &last.path))?;
-    storage.sync_dir(dir).map_err(io("sync directory", dir))?;
+    // What survived may sit unsynced in the page cache (after a process crash): the caller
+    // makes it durable (one syncfs for all logs) before serving it, so no reader sees a record
+    // a later crash could take back.
     let active = ActiveSegment {
         base: last.base,
         path: last.path.clone(),
         file: Arc::clone(&last.file),
-        written_len: last_bytes.len() as u64,
-        synced_len: last_bytes.len() as u64,
+        written_len: last_len,
+        synced_len: last_len,
     };
-    let mut warm = Vec::new();
-    let mut warm_bytes = 0usize;
-    for batch in last.batches.iter().rev() {
-        if warm_bytes + batch.len as usize > tail_bytes_max {
-            break;
-        }
-        warm_bytes += batch.len as usize;
-        let start = batch.offset as usize;
-        let buf = Bytes::copy_from_slice(&last_bytes[start..start + batch.len as usize]);
-        warm.push(MemBatch { first_seq: batch.first_seq, buf });
-    }
-    for batch in warm.into_iter().rev() {
-        read.push_tail(batch, tail_bytes_max);
-    }
-
+    // The in-memory tail starts empty: reads near the tip go to disk until new appends arrive,
+    // which keeps a restart from reading every log's newest bytes.
     let write = WriteState {
         deleted: false,
         active,
@@ -306,10 +360,30 @@ pub(crate) fn recover_log(
         dir_sync_pending: false,
         truncate_pending: false,
         unpublished: 0,
+        index_covered_len: last_indexed_len,
     };
     Ok(Some(Recovered {
         shard: Shard { id, dir: dir.to_path_buf(), write: Mutex::new(write), read: RwLock::new(read) },
+        indexes_to_write,
     }))
+}
+
+fn last_entry_matches(file: &dyn StorageFile, index: &SegmentIndex) -> bool {
+    let Some(last) = index.entries.last() else { return true };
+    let mut raw = [0u8; format::BATCH_HEADER_LEN];
+    if file.read_exact_at(&mut raw, last.offset).is_err() {
+        return false;
+    }
+    format::peek_batch_header(&raw).is_some_and(|header| {
+        header.batch_len == last.len
+            && header.first_seq_index == last.first_seq
+            && header.record_count == last.count
+            && header.arrival_ms == last.arrival_ms
+    })
+}
+
+fn parse_base(digits: &str) -> Option<u64> {
+    format::parse_segment_file_name(&format!("{digits}{}", format::SEGMENT_SUFFIX))
 }
 
 fn rewrite_header(file: &Arc<dyn StorageFile>, path: &Path, id: LogId, base: u64) -> Result<(), LogError> {

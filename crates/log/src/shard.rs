@@ -98,6 +98,9 @@ pub(crate) struct WriteState {
     /// Batches written but not yet published to readers (only between the write and sync
     /// phases of a group-commit round).
     pub unpublished: usize,
+    /// Segment bytes the active segment's index file covers; `None` if the active segment must
+    /// never get one (damage was found in it).
+    pub index_covered_len: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -229,10 +232,24 @@ pub(crate) struct ReadPlan {
     pub items: Vec<PlanItem>,
 }
 
+/// A batch that failed its checks when read from disk.
+#[derive(Debug)]
+pub(crate) struct Damage {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub why: String,
+}
+
 impl ReadPlan {
     /// Reads the planned batches (adjacent batches of one file in one read), checks each one
     /// read from disk against its checksum and index entry, and cuts the result to the limits.
-    pub fn execute(self, max_records: usize, max_bytes: usize) -> Result<ReadOutcome, LogError> {
+    /// Stops at a batch that fails its checks and returns it as [`Damage`] with the records
+    /// before it.
+    pub fn execute(
+        self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<(ReadOutcome, Option<Damage>), LogError> {
         let mut out = ReadOutcome { records: Vec::new(), next_seq_index: self.from_seq };
         let mut bytes = 0usize;
         let mut index = 0;
@@ -251,9 +268,16 @@ impl ReadPlan {
                     }
                 }
             }
-            let buffers = read_run(&self.items[index..run_end])?;
+            let (buffers, damage) = read_run(&self.items[index..run_end])?;
+            let mut damage = damage;
             for (item, buf) in self.items[index..run_end].iter().zip(buffers) {
-                let records = format::decode_records(&buf).map_err(|why| corrupt(item, why))?;
+                let records = match format::decode_records(&buf) {
+                    Ok(records) => records,
+                    Err(why) => {
+                        damage = Some(damage_at(item, why));
+                        break;
+                    }
+                };
                 for (i, record) in records.into_iter().enumerate() {
                     let seq_index = item.entry.first_seq + i as u64;
                     if seq_index < self.from_seq {
@@ -263,7 +287,7 @@ impl ReadPlan {
                     if out.records.len() >= max_records
                         || (!out.records.is_empty() && bytes + size > max_bytes)
                     {
-                        return Ok(out);
+                        return Ok((out, None));
                     }
                     bytes += size;
                     out.next_seq_index = seq_index + 1;
@@ -275,42 +299,79 @@ impl ReadPlan {
                     });
                 }
             }
+            if damage.is_some() {
+                return Ok((out, damage));
+            }
             index = run_end;
         }
-        Ok(out)
+        Ok((out, None))
     }
 }
 
-fn corrupt(item: &PlanItem, why: &str) -> LogError {
+fn damage_at(item: &PlanItem, why: &str) -> Damage {
     let path = match &item.source {
         Source::Disk { path, .. } => path.clone(),
         Source::Memory(_) => PathBuf::from("<memory>"),
     };
-    LogError::Corrupt { path, offset: item.entry.offset, why: why.to_owned() }
+    Damage { path, offset: item.entry.offset, why: why.to_owned() }
 }
 
-/// Returns one buffer per item of the run.
-fn read_run(run: &[PlanItem]) -> Result<Vec<Bytes>, LogError> {
+/// Returns one buffer per item of the run, up to the first batch that fails its checks.
+fn read_run(run: &[PlanItem]) -> Result<(Vec<Bytes>, Option<Damage>), LogError> {
     let first = &run[0];
     let (path, file) = match &first.source {
-        Source::Memory(buf) => return Ok(vec![buf.clone()]),
+        Source::Memory(buf) => return Ok((vec![buf.clone()], None)),
         Source::Disk { path, file } => (path, file),
     };
     let start = first.entry.offset;
     let end = run.last().map_or(start, |last| last.entry.offset + u64::from(last.entry.len));
     let mut buf = vec![0u8; (end - start) as usize];
-    file.read_exact_at(&mut buf, start).map_err(|source| LogError::io("read", path.clone(), source))?;
+    if let Err(source) = file.read_exact_at(&mut buf, start) {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            // The file is shorter than its index says.
+            return Ok((Vec::new(), Some(damage_at(first, "segment ends before the indexed batch"))));
+        }
+        return Err(LogError::io("read", path.clone(), source));
+    }
+    // One read buffer for the whole run; every record handed out is a slice of it.
     let buf = Bytes::from(buf);
     let mut out = Vec::with_capacity(run.len());
     for item in run {
         let at = (item.entry.offset - start) as usize;
         let batch = buf.slice(at..at + item.entry.len as usize);
         // Paired with the checks before the write: the bytes must be what the index says.
-        let header = format::check_batch(&batch).map_err(|why| corrupt(item, why))?;
+        let header = match format::check_batch(&batch) {
+            Ok(header) => header,
+            Err(why) => return Ok((out, Some(damage_at(item, why)))),
+        };
         if header.first_seq_index != item.entry.first_seq || header.record_count != item.entry.count {
-            return Err(corrupt(item, "batch header does not match the index"));
+            return Ok((out, Some(damage_at(item, "batch header does not match the index"))));
         }
         out.push(batch);
     }
-    Ok(out)
+    Ok((out, None))
+}
+
+impl Shard {
+    /// A batch failed its checks when read: it and the rest of its segment are not served from
+    /// now on (as recovery would have decided had it scanned the segment), and the log goes on
+    /// in a new segment if it was the one being written.
+    pub fn quarantine(&self, damage: &Damage) {
+        tracing::error!(
+            file = %damage.path.display(), offset = damage.offset, why = %damage.why,
+            "damaged batch; it and the rest of this segment are not served"
+        );
+        let mut state = self.write.lock();
+        let mut read = self.read.write();
+        let Some(segment) = read.segments.iter_mut().find(|segment| segment.path == damage.path) else {
+            return;
+        };
+        segment.batches.retain(|batch| batch.offset < damage.offset);
+        if state.active.path == damage.path {
+            state.needs_roll = true;
+            state.index_covered_len = None;
+        }
+        let first = read.first();
+        read.trim_tail(first);
+    }
 }

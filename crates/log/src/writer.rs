@@ -19,11 +19,12 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::format::{self, EncodedBatch, SEGMENT_HEADER_LEN};
+use crate::index::SegmentIndex;
 use crate::shard::{ActiveSegment, BatchEntry, SegmentState, Shard, WriteState};
 use crate::storage::copy_io_error;
 use crate::{
     AppendOutcome, Durability, LogConfig, LogError, LogId, Storage, StorageFile, GROUP_COMMIT_APPENDS_MAX,
-    GROUP_COMMIT_BYTES_MAX, SYNC_FILES_SEPARATELY_MAX,
+    GROUP_COMMIT_BYTES_MAX, INDEX_CHECKPOINT_BYTES, SYNC_FILES_SEPARATELY_MAX,
 };
 
 pub(crate) struct AppendRequest {
@@ -188,7 +189,10 @@ impl Writer {
                 }),
             };
             match synced {
-                Ok(()) => self.publish(&shard, pending),
+                Ok(()) => {
+                    self.publish(&shard, pending);
+                    self.checkpoint(&shard, &mut state, false);
+                }
                 Err(failure) => {
                     tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "sync failed; failing the appends of this round");
                     // Batches in earlier segments were synced when the segment was closed.
@@ -295,7 +299,8 @@ impl Writer {
             }
         }
         // The round's earlier batches of this log are durable now; they are published with the
-        // rest of the round.
+        // rest of the round. Seal the segment with its index, so opening the log never reads it.
+        self.seal_index(shard, state, pending);
         let base = state.next_seq;
         if base == state.active.base {
             return Err(LogError::Corrupt {
@@ -317,6 +322,7 @@ impl Writer {
         };
         state.needs_roll = false;
         state.dir_sync_pending = true;
+        state.index_covered_len = Some(SEGMENT_HEADER_LEN as u64);
         shard.read.write().segments.push(SegmentState {
             base,
             path,
@@ -424,6 +430,7 @@ impl Writer {
                         let mut state = shard.write.lock();
                         state.active.synced_len = state.active.written_len;
                         state.dir_sync_pending = false;
+                        self.checkpoint(shard, &mut state, false);
                     }
                     dirty.clear();
                 }
@@ -440,13 +447,93 @@ impl Writer {
             if state.deleted {
                 continue;
             }
-            if let Err(failure) = self.sync_active(&shard, &mut state) {
-                tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "periodic sync failed; will retry");
-                failed.insert(id, Arc::clone(&shard));
+            match self.sync_active(&shard, &mut state) {
+                Ok(()) => self.checkpoint(&shard, &mut state, false),
+                Err(failure) => {
+                    tracing::error!(file = %failure.path.display(), op = failure.op, error = %failure.source, "periodic sync failed; will retry");
+                    failed.insert(id, Arc::clone(&shard));
+                }
             }
         }
         self.stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
         *dirty = failed;
+    }
+}
+
+impl Writer {
+    /// Writes the index of the active segment, which was just synced whole and is being closed.
+    /// `pending` holds this round's batches, not yet published.
+    fn seal_index(&self, shard: &Shard, state: &mut WriteState, pending: &[Written]) {
+        if state.index_covered_len.is_none() {
+            return;
+        }
+        let base = state.active.base;
+        let mut entries: Vec<BatchEntry> = {
+            let read = shard.read.read();
+            read.segments
+                .iter()
+                .rev()
+                .find(|segment| segment.base == base)
+                .map(|segment| segment.batches.clone())
+                .unwrap_or_default()
+        };
+        entries.extend(pending.iter().filter(|w| w.segment_base == base).map(|w| w.entry));
+        let index = SegmentIndex { covered_len: state.active.synced_len, entries };
+        write_index_logged(self.storage.as_ref(), &shard.dir, shard.id, base, &index, true);
+    }
+
+    /// Writes the active segment's index when at least [`INDEX_CHECKPOINT_BYTES`] were synced
+    /// since it last was (or whenever anything was, with `force`), so that a restart scans at
+    /// most that much of it.
+    pub(crate) fn checkpoint(&self, shard: &Shard, state: &mut WriteState, force: bool) {
+        checkpoint(self.storage.as_ref(), shard, state, force, true);
+    }
+}
+
+pub(crate) fn checkpoint(
+    storage: &dyn Storage,
+    shard: &Shard,
+    state: &mut WriteState,
+    force: bool,
+    sync: bool,
+) {
+    let Some(covered) = state.index_covered_len else { return };
+    let synced = state.active.synced_len;
+    if synced <= covered || (!force && synced - covered < INDEX_CHECKPOINT_BYTES) {
+        return;
+    }
+    let base = state.active.base;
+    let entries: Vec<BatchEntry> = {
+        let read = shard.read.read();
+        let Some(segment) = read.segments.iter().rev().find(|segment| segment.base == base) else {
+            return;
+        };
+        segment.batches.iter().take_while(|b| b.offset + u64::from(b.len) <= synced).copied().collect()
+    };
+    let covered_len = entries.last().map_or(SEGMENT_HEADER_LEN as u64, |b| b.offset + u64::from(b.len));
+    if covered_len <= covered {
+        return;
+    }
+    if write_index_logged(storage, &shard.dir, shard.id, base, &SegmentIndex { covered_len, entries }, sync) {
+        state.index_covered_len = Some(covered_len);
+    }
+}
+
+/// Writes an index; a failure only costs a scan at the next open, so it is logged, not raised.
+pub(crate) fn write_index_logged(
+    storage: &dyn Storage,
+    dir: &std::path::Path,
+    id: LogId,
+    base: u64,
+    index: &SegmentIndex,
+    sync: bool,
+) -> bool {
+    match crate::index::write_index(storage, dir, id, base, index, sync) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), base, %error, "could not write a segment index; the next open scans the segment");
+            false
+        }
     }
 }
 
