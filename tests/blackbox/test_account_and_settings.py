@@ -274,7 +274,6 @@ OTHER_OPS = {
     "ListStreamConsumers": {"StreamARN": "{arn}"},
     "SubscribeToShard": {"ConsumerARN": "{arn}/consumer/c:1700000000", "ShardId": "shardId-000000000000",
                          "StartingPosition": {"Type": "LATEST"}},
-    "UpdateStreamWarmThroughput": {"StreamName": "{n}", "WarmThroughputMiBps": 10},
     "ListChannels": {},
 }
 

@@ -39,3 +39,36 @@ def test_hot_shard_splits_by_itself(server_factory):
     children = [s for s in shards if s.get("ParentShardId") == closed[0]["ShardId"]]
     assert len(children) == 2
     assert "split" in srv.log_text() or "on-demand scaling" in srv.log_text()
+
+
+def test_warm_throughput_prescales_an_on_demand_stream(server_factory):
+    srv = server_factory(ephemeral=True, args=AWS)
+    k = srv.client()
+    name = unique_name("warm")
+    k.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    wait_status(k, name)
+    # Without the account's minimum throughput billing commitment, warm throughput is refused.
+    try:
+        k.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=10)
+        raise AssertionError("accepted without a billing commitment")
+    except k.exceptions.InvalidArgumentException:
+        pass
+    summary = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert "WarmThroughput" not in summary
+    k.update_account_settings(MinimumThroughputBillingCommitment={"Status": "ENABLED"})
+    r = k.update_stream_warm_throughput(StreamName=name, WarmThroughputMiBps=10)
+    assert r["StreamName"] == name
+    assert r["WarmThroughput"] == {"TargetMiBps": 10, "CurrentMiBps": 10}
+    wait_status(k, name)
+    summary = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert summary["OpenShardCount"] == 10
+    assert summary["WarmThroughput"] == {"TargetMiBps": 10, "CurrentMiBps": 10}
+    # Provisioned streams have no warm throughput.
+    p = unique_name("prov")
+    k.create_stream(StreamName=p, ShardCount=1)
+    wait_status(k, p)
+    try:
+        k.update_stream_warm_throughput(StreamName=p, WarmThroughputMiBps=10)
+        raise AssertionError("accepted on a provisioned stream")
+    except k.exceptions.ValidationException:
+        pass

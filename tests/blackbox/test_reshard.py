@@ -116,7 +116,9 @@ def test_merge_and_its_errors(kinesis, make_stream):
 
 def test_update_shard_count(kinesis, make_stream):
     name = make_stream(2)
-    kinesis.update_shard_count(StreamName=name, TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+    r = kinesis.update_shard_count(StreamName=name, TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+    assert (r["StreamName"], r["CurrentShardCount"], r["TargetShardCount"]) == (name, 2, 4)
+    assert r["StreamARN"].endswith(":stream/" + name)
     wait_status(kinesis, name)
     ranges = sorted((int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]))
                     for s in open_shards(kinesis, name))

@@ -183,6 +183,7 @@ impl Service {
             shard_level_metrics: BTreeSet::new(),
             encryption_key_id: None,
             max_record_size_kib: req.max_record_size_in_ki_b.unwrap_or(MAX_RECORD_SIZE_KIB_DEFAULT),
+            warm_throughput_mibps: req.warm_throughput_mi_bps,
             policy: None,
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
@@ -295,6 +296,9 @@ impl Service {
                 open_shard_count: if s.status == StreamStatus::Creating { 0 } else { s.open_shard_count() },
                 consumer_count: 0,
                 max_record_size_in_kib: s.max_record_size_kib,
+                warm_throughput: (s.mode == StreamMode::OnDemand
+                    && self.state.lock().settings.billing_commitment_enabled_ms.is_some())
+                .then(|| self.warm_throughput_out(&s)),
             },
         })
     }

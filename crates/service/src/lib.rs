@@ -240,6 +240,7 @@ impl Service {
             "MergeShards" => self.merge_shards(input(body)?),
             "UpdateShardCount" => self.update_shard_count(input(body)?),
             "UpdateStreamMode" => self.update_stream_mode(input(body)?),
+            "UpdateStreamWarmThroughput" => self.update_stream_warm_throughput(input(body)?),
             other => Err(not_yet(other)),
         }
     }

@@ -159,6 +159,10 @@ pub struct StreamMeta {
     /// When UpdateStreamMode switched the mode, for AWS's limit of switches per rolling 24 hours.
     #[serde(default)]
     pub mode_switches_ms: Vec<i64>,
+    /// Warm throughput asked for an ON_DEMAND stream (CreateStream, UpdateStreamMode,
+    /// UpdateStreamWarmThroughput), MiB/s.
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<i64>,
 }
 
 impl StreamMeta {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, ShardId};
-use kinesin_wire::ops::Output;
+use kinesin_wire::ops::{Output, UpdateStreamWarmThroughputInput, WarmThroughputOut};
 
 use crate::control::{open_shard_count, ON_DEMAND_INITIAL_SHARDS};
 use crate::meta::{StreamMeta, StreamMode, StreamStatus};
@@ -62,6 +62,9 @@ pub(crate) struct UpdateStreamModeInput {
     stream_mode_details: StreamModeDetailsIn,
     warm_throughput_mi_bps: Option<i64>,
 }
+
+/// Largest warm throughput one stream can ask for (AWS: 10 GiB/s in the large regions).
+pub const WARM_THROUGHPUT_MIBPS_MAX: i64 = 10_240;
 
 impl Service {
     /// Control-plane call rates per account (reference §3.8).
@@ -286,8 +289,14 @@ impl Service {
                 ),
             ));
         }
+        let answer = Output::UpdateShardCount {
+            stream_name: name.clone(),
+            current_shard_count: current,
+            target_shard_count: target,
+            stream_arn: self.stream_arn(&name),
+        };
         if target == current {
-            return Ok(Output::Empty);
+            return Ok(answer);
         }
         let mut next = (*s).clone();
         let mut counters = st.counters.clone();
@@ -301,9 +310,7 @@ impl Service {
         next.scalings_ms.push(now);
         self.commit_reshard(&mut st, &s, next, counters, true)?;
         tracing::info!(stream = %name, from = current, to = target, steps, "shard count updated");
-        // The model's UpdateShardCountOutput (StreamName, CurrentShardCount, TargetShardCount,
-        // StreamARN) needs an Output variant in kinesin-wire; until then the body is empty.
-        Ok(Output::Empty)
+        Ok(answer)
     }
 
     pub(crate) fn update_stream_mode(&self, req: UpdateStreamModeInput) -> Result<Output, ApiError> {
@@ -354,6 +361,8 @@ impl Service {
         }
         let mut next = (*s).clone();
         next.mode = mode;
+        next.warm_throughput_mibps =
+            if mode == StreamMode::OnDemand { req.warm_throughput_mi_bps } else { None };
         next.mode_switches_ms = recent;
         next.mode_switches_ms.push(now);
         if self.cfg.update_stream_ms > 0 {
@@ -363,6 +372,72 @@ impl Service {
         self.save(&mut st, next)?;
         tracing::info!(stream = %name, mode = mode.as_str(), "capacity mode switched");
         Ok(Output::Empty)
+    }
+
+    /// Pre-scales an ON_DEMAND stream so that it absorbs `WarmThroughputMiBps` of writes without
+    /// waiting for on-demand scaling: open shards × the per-shard write limit ≥ the target.
+    pub(crate) fn update_stream_warm_throughput(
+        &self,
+        req: UpdateStreamWarmThroughputInput,
+    ) -> Result<Output, ApiError> {
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let now = self.clock.now_ms();
+        let mut st = self.state.lock();
+        let s = self.find_active(&st, &name)?;
+        if s.mode != StreamMode::OnDemand {
+            return Err(ApiError::validation(
+                "UpdateStreamWarmThroughput is only supported for data streams with the on-demand capacity mode.",
+            ));
+        }
+        if st.settings.billing_commitment_enabled_ms.is_none() {
+            return Err(ApiError::invalid_argument(
+                "WarmThroughputMiBps applies only to ON_DEMAND streams in an account whose MinimumThroughputBillingCommitment is ENABLED (UpdateAccountSettings).",
+            ));
+        }
+        let target = req.warm_throughput_mi_bps;
+        if target > WARM_THROUGHPUT_MIBPS_MAX {
+            return Err(ApiError::invalid_argument(format!(
+                "WarmThroughputMiBps {target} is above the maximum of {WARM_THROUGHPUT_MIBPS_MAX} MiB/s for a stream."
+            )));
+        }
+        let per_shard_mib =
+            (self.cfg.limits.shard_write_bytes_per_sec as f64 / (1024.0 * 1024.0)).max(f64::MIN_POSITIVE);
+        let needed = ((target as f64 / per_shard_mib).ceil() as u64).min(STREAM_SHARDS_MAX);
+        let current = s.open_shard_count();
+        let mut next = (*s).clone();
+        next.warm_throughput_mibps = Some(target);
+        let published = if needed > current {
+            let mut counters = st.counters.clone();
+            let (_, peak) = reshard::scale_uniformly(&mut next, needed as u32, now, &mut counters)
+                .map_err(|e| self.op_error(&s, e))?;
+            let account_open = open_shard_count(&st);
+            if account_open - current + peak > self.cfg.shard_limit {
+                return Err(self.shard_limit_error(account_open, peak - current));
+            }
+            tracing::info!(stream = %name, from = current, to = needed, target_mibps = target, "warm throughput: pre-scaled");
+            self.commit_reshard(&mut st, &s, next, counters, true)?
+        } else {
+            if self.cfg.update_stream_ms > 0 {
+                next.status = StreamStatus::Updating;
+                next.status_until_ms = now + self.cfg.update_stream_ms as i64;
+            }
+            self.save(&mut st, next)?
+        };
+        Ok(Output::UpdateStreamWarmThroughput {
+            stream_arn: self.stream_arn(&name),
+            stream_name: name,
+            warm_throughput: self.warm_throughput_out(&published),
+        })
+    }
+
+    /// WarmThroughput as DescribeStreamSummary reports it: what was asked, and what the open
+    /// shards absorb now.
+    pub(crate) fn warm_throughput_out(&self, s: &StreamMeta) -> WarmThroughputOut {
+        let per_shard_mib = self.cfg.limits.shard_write_bytes_per_sec / (1024 * 1024);
+        WarmThroughputOut {
+            target_mibps: s.warm_throughput_mibps.unwrap_or(0),
+            current_mibps: (s.open_shard_count() * per_shard_mib) as i64,
+        }
     }
 
     /// On-demand scaling, once per `AUTOSCALE_WINDOW_MS`: measures each open shard's write

@@ -182,6 +182,11 @@ input!(UpdateAccountSettingsInput {
     minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput
 });
 input!(UpdateMaxRecordSizeInput { #[serde(rename = "StreamARN")] stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
+input!(UpdateStreamWarmThroughputInput {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    warm_throughput_mi_bps: i64,
+});
 input!(EnhancedMonitoringInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, shard_level_metrics: Vec<String> });
 
 // ---- outputs ----
@@ -269,6 +274,19 @@ pub struct StreamDescriptionSummaryOut {
     pub consumer_count: u64,
     #[serde(rename = "MaxRecordSizeInKiB")]
     pub max_record_size_in_kib: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<WarmThroughputOut>,
+}
+
+/// Warm throughput of an ON_DEMAND stream (reported only while the account's minimum throughput
+/// billing commitment is on).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WarmThroughputOut {
+    #[serde(rename = "TargetMiBps")]
+    pub target_mibps: i64,
+    #[serde(rename = "CurrentMiBps")]
+    pub current_mibps: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -421,6 +439,24 @@ pub enum Output {
     GetResourcePolicy {
         #[serde(rename = "Policy")]
         policy: String,
+    },
+    UpdateShardCount {
+        #[serde(rename = "StreamName")]
+        stream_name: String,
+        #[serde(rename = "CurrentShardCount")]
+        current_shard_count: u64,
+        #[serde(rename = "TargetShardCount")]
+        target_shard_count: u64,
+        #[serde(rename = "StreamARN")]
+        stream_arn: String,
+    },
+    UpdateStreamWarmThroughput {
+        #[serde(rename = "StreamARN")]
+        stream_arn: String,
+        #[serde(rename = "StreamName")]
+        stream_name: String,
+        #[serde(rename = "WarmThroughput")]
+        warm_throughput: WarmThroughputOut,
     },
 }
 
