@@ -349,6 +349,7 @@ mod tests {
             policy: None,
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
+            warm_throughput_mibps: None,
         };
         (s, c)
     }
