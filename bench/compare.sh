@@ -132,7 +132,8 @@ done
 
 machine="$(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); \
 $(nproc) cores; $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average at start: $LOAD_AT_START"
-commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# With KINESIN_BIN from elsewhere, say which source it was built from (KINESIN_COMMIT).
+commit="${KINESIN_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 python3 "$ROOT/bench/render.py" "$RESULTS" \
     --command "BENCH_DURATION=$DURATION BENCH_GET_RECORDS=$GET_RECORDS BENCH_CONNECTIONS=$CONNECTIONS bash bench/compare.sh" \
     --machine "$machine" --commit "$commit" \
