@@ -17,8 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
-    Serve(serve::ServeArgs),
+    /// Run the server. (Boxed: its many flags dwarf the other subcommands'.)
+    Serve(Box<serve::ServeArgs>),
     /// Load a Kinesis endpoint (kinesin or another) and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -26,7 +26,7 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         Command::Bench(args) => bench::bench(args),
     }
 }

@@ -67,6 +67,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `kinesin=debug` [default: info].
     #[arg(long, env = "KINESIN_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Address of an HTTPS listener (HTTP/1.1 and HTTP/2, ALPN h2 and http/1.1) [default: none].
+    #[arg(long, env = "KINESIN_TLS_LISTEN")]
+    tls_listen: Option<String>,
+    /// PEM certificate chain for --tls-listen [default: a self-signed one in <data-dir>/tls/].
+    #[arg(long, env = "KINESIN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KINESIN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -91,6 +100,7 @@ impl ServeArgs {
             scalings_per_day,
             log_level
         );
+        fill!(tls_listen, tls_cert, tls_key);
         if self.init_stream.is_empty() {
             self.init_stream = file.init_stream;
         }
@@ -181,6 +191,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let init: Vec<(String, i64)> =
         args.init_stream.iter().map(|s| parse_init_stream(s)).collect::<Result<_>>()?;
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:4567".into());
+    if args.tls_listen.is_none() && (args.tls_cert.is_some() || args.tls_key.is_some()) {
+        bail!("--tls-cert and --tls-key need --tls-listen ADDR: the address of the HTTPS listener");
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        bail!("--tls-cert and --tls-key go together: the PEM certificate chain and its private key");
+    }
 
     let service = Arc::new(
         Service::open(cfg, Clock::system())
@@ -206,6 +222,29 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             service.stream_count(),
             started.elapsed().as_millis()
         );
+        let tls = match &args.tls_listen {
+            Some(tls_listen) => {
+                let cert_key = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+                let (config, source) = kinesin_server::tls::server_config(cert_key, &data_dir.join("tls"))?;
+                let listener = tokio::net::TcpListener::bind(tls_listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
+                let what = match &source {
+                    kinesin_server::tls::CertSource::Files { .. } => "certificate",
+                    kinesin_server::tls::CertSource::Generated { .. } => {
+                        "self-signed certificate (generated)"
+                    }
+                    kinesin_server::tls::CertSource::Reused { .. } => "self-signed certificate",
+                };
+                tracing::info!(
+                    "kinesin listening on https://{}, {what} {}",
+                    listener.local_addr()?,
+                    source.cert_path().display()
+                );
+                Some(kinesin_server::TlsListener { listener, config })
+            }
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let service = service.clone();
@@ -217,7 +256,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 }
             })?
         };
-        kinesin_server::serve(listener, service.clone(), shutdown_signal()).await;
+        kinesin_server::serve_all(listener, tls, service.clone(), shutdown_signal()).await;
         stop.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         anyhow::Ok(())

@@ -1,4 +1,4 @@
-//! The HTTP front end: awsJson1_1 over HTTP/1.1 and cleartext HTTP/2 on one port.
+//! The HTTP front end: awsJson1_1 and CBOR over HTTP/1.1 and HTTP/2, cleartext and TLS.
 //!
 //! It does what AWS's front end does before a request reaches the service, in the same order
 //! (reference §2.1, kinesalite's captures): method, content type, body present, JSON parse,
@@ -26,6 +26,9 @@ use tokio::sync::Semaphore;
 use kinesin_service::Service;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
+use kinesin_wire::ops::Output;
+
+pub mod tls;
 
 /// Largest request body: 10 MiB of PutRecords data is ~13.4 MiB as base64 JSON.
 pub const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -39,27 +42,79 @@ const JSON_1_1: &str = "application/x-amz-json-1.1";
 const JSON_PLAIN: &str = "application/json";
 const CBOR_1_1: &str = "application/x-amz-cbor-1.1";
 
+/// HTTP/2 streams one connection may have open at once; a client that wants more opens another
+/// connection (the Java SDK's Netty pool does).
+pub const H2_STREAMS_PER_CONNECTION_MAX: u32 = 128;
+/// HTTP/2 flow-control windows: a 10 MiB PutRecords body (≈13.4 MiB as base64 JSON, ≈10 MiB as
+/// CBOR) arrives in a handful of window updates instead of ~200 with the 64 KiB default, while
+/// one connection buffers at most `H2_CONNECTION_WINDOW_BYTES` that the handler has not read.
+pub const H2_STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+pub const H2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// Largest HTTP/2 frame we accept (the protocol default is 16 KiB).
+pub const H2_FRAME_BYTES_MAX: u32 = 64 * 1024;
+/// Largest header block we accept; SigV4 headers are well under 8 KiB.
+pub const H2_HEADER_LIST_BYTES_MAX: u32 = 64 * 1024;
+/// A TLS client that has not finished its handshake by then is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTPS listener: a bound socket and the TLS configuration to accept with.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    serve_all(listener, None, service, shutdown).await
+}
+
+/// The connection builder: HTTP/1.1 or HTTP/2, told apart by the HTTP/2 connection preface
+/// (so cleartext prior knowledge works, and TLS clients that skip ALPN too).
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(H2_STREAMS_PER_CONNECTION_MAX)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
+        .max_frame_size(H2_FRAME_BYTES_MAX)
+        .max_header_list_size(H2_HEADER_LIST_BYTES_MAX);
+    builder
+}
+
+/// Serves `service` on the cleartext `listener` and, if given, the `tls` one (both HTTP/1.1 and
+/// HTTP/2, the same handler) until `shutdown` resolves, then drains connections.
+pub async fn serve_all(
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = Arc::new(builder());
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let (tls_listener, acceptor) = match tls {
+        Some(t) => (Some(t.listener), Some(tokio_rustls::TlsAcceptor::from(t.config))),
+        None => (None, None),
+    };
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, secure) = tokio::select! {
+            r = listener.accept() => (r, false),
+            r = accept_optional(tls_listener.as_ref()) => (r, true),
             _ = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let svc = service.clone();
@@ -67,25 +122,70 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl 
             let svc = svc.clone();
             async move { Ok::<_, Infallible>(handle(&svc, req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match (&acceptor, secure) {
+            (Some(acceptor), true) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            _ => {
+                let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
+    drop(tls_listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
     }
 }
 
+/// Accepts on `listener`, or never resolves when there is none.
+async fn accept_optional(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The answer to one request.
 pub async fn handle(service: &Service, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
     let request_id = uuid::Uuid::new_v4().to_string();
+    tracing::debug!(
+        version = ?req.version(),
+        target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(""),
+        "request"
+    );
     let mut resp = answer(service, req).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -97,6 +197,76 @@ pub async fn handle(service: &Service, req: Request<Incoming>, _peer: SocketAddr
         h.insert("x-amz-id-2", v);
     }
     resp
+}
+
+/// The encoding of one exchange, decided by the request's content type: the response (and any
+/// error) uses the same one (reference §2.1, §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// `application/x-amz-json-1.1` or `application/json`; the content type is echoed.
+    Json(&'static str),
+    /// `application/x-amz-cbor-1.1`.
+    Cbor,
+}
+
+impl Protocol {
+    fn content_type(self) -> &'static str {
+        match self {
+            Protocol::Json(t) => t,
+            Protocol::Cbor => CBOR_1_1,
+        }
+    }
+
+    /// The body as the JSON value tree the validator takes; `None` if it is not an object.
+    fn parse(self, op: &str, body: &[u8]) -> Option<serde_json::Value> {
+        let mut value = match self {
+            Protocol::Json(_) => serde_json::from_slice(body).ok()?,
+            Protocol::Cbor => match kinesin_wire::cbor::decode(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::debug!(error = %e, "undecodable CBOR body");
+                    return None;
+                }
+            },
+        };
+        if !value.is_object() {
+            return None;
+        }
+        if self == Protocol::Cbor {
+            model().for_each_timestamp(op, &mut value, &mut kinesin_wire::cbor::millis_to_seconds);
+        }
+        Some(value)
+    }
+
+    fn error(self, e: &ApiError) -> Response<Full<Bytes>> {
+        let body = match self {
+            Protocol::Json(_) => e.to_json(),
+            Protocol::Cbor => kinesin_wire::cbor::error_body(e),
+        };
+        let mut r = plain(
+            StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            Bytes::from(body),
+        );
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        r.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(e.kind.as_str()));
+        r
+    }
+
+    fn output(self, out: &Output) -> Response<Full<Bytes>> {
+        let body = match self {
+            Protocol::Json(_) => out.to_json(),
+            Protocol::Cbor => match out.to_cbor() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a response");
+                    return self.error(&ApiError::internal("the response could not be encoded"));
+                }
+            },
+        };
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        r
+    }
 }
 
 async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -123,45 +293,41 @@ async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Byte
     }
     let content_type = header("content-type").unwrap_or_default();
     let content_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let json_type = match content_type.as_str() {
-        JSON_1_1 => JSON_1_1,
-        JSON_PLAIN => JSON_PLAIN,
-        CBOR_1_1 => {
-            return json_error(
-                JSON_1_1,
-                &ApiError::new(
-                    ErrorKind::Serialization,
-                    "kinesin does not accept CBOR yet. Disable CBOR in the client: AWS_CBOR_DISABLE=true or -Daws.cborEnabled=false (Java SDK).",
-                ),
-            )
-        }
+    let protocol = match content_type.as_str() {
+        JSON_1_1 => Protocol::Json(JSON_1_1),
+        JSON_PLAIN => Protocol::Json(JSON_PLAIN),
+        CBOR_1_1 => Protocol::Cbor,
         _ => {
             if target.is_empty() || op.is_empty() {
-                return xml_error(StatusCode::FORBIDDEN, "AccessDeniedException", Some("Unable to determine service/operation name to be authorized"));
+                return xml_error(
+                    StatusCode::FORBIDDEN,
+                    "AccessDeniedException",
+                    Some("Unable to determine service/operation name to be authorized"),
+                );
             }
             return xml_error(StatusCode::NOT_FOUND, "UnknownOperationException", None);
         }
     };
     if body.is_empty() {
         let kind = if op_known { ErrorKind::Serialization } else { ErrorKind::UnknownOperation };
-        return json_error(json_type, &ApiError::bare(kind));
+        return protocol.error(&ApiError::bare(kind));
     }
-    let mut value: serde_json::Value = match serde_json::from_slice(&body) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        _ => return json_error(json_type, &ApiError::bare(ErrorKind::Serialization)),
+    let Some(mut value) = protocol.parse(op, &body) else {
+        return protocol.error(&ApiError::bare(ErrorKind::Serialization));
     };
+    drop(body);
     if !op_known {
-        return json_error(json_type, &ApiError::bare(ErrorKind::UnknownOperation));
+        return protocol.error(&ApiError::bare(ErrorKind::UnknownOperation));
     }
     if let Err(e) = check_auth(
         &header("authorization"),
         parts.uri.query(),
         header("x-amz-date").is_some() || header("date").is_some(),
     ) {
-        return json_error(json_type, &e);
+        return protocol.error(&e);
     }
     if let Err(e) = model().check_input(op, &mut value) {
-        return json_error(json_type, &e);
+        return protocol.error(&e);
     }
     // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
     let result = if is_data_plane(op) {
@@ -170,16 +336,12 @@ async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Byte
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.call(op, value)))
     };
     match result {
-        Ok(out) => {
-            let mut r = Response::new(Full::new(Bytes::from(out.to_json())));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(json_type));
-            r
-        }
+        Ok(out) => protocol.output(&out),
         Err(e) => {
             if e.kind == ErrorKind::InternalFailure {
                 tracing::error!(op, error = %e, "internal failure");
             }
-            json_error(json_type, &e)
+            protocol.error(&e)
         }
     }
 }
@@ -256,16 +418,6 @@ fn check_auth(authorization: &Option<String>, query: Option<&str>, has_date: boo
 fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    r
-}
-
-fn json_error(content_type: &'static str, e: &ApiError) -> Response<Full<Bytes>> {
-    let mut r = plain(
-        StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        Bytes::from(e.to_json()),
-    );
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static(e.kind.as_str()));
     r
 }
 

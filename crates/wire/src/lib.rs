@@ -1,6 +1,7 @@
 //! Wire types and codecs of the Kinesis API: errors, the service model and request validation,
 //! typed operation inputs and outputs, identifiers. No I/O lives here.
 
+pub mod cbor;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -148,6 +148,39 @@ impl Model {
         )))
     }
 
+    /// Calls `f` on every timestamp member present in `body`, an input of `op`, before
+    /// validation: CBOR carries epoch milliseconds where JSON carries seconds. Members whose
+    /// container has the wrong type are skipped; the validator reports those.
+    pub fn for_each_timestamp(&self, op: &str, body: &mut Value, f: &mut impl FnMut(&mut Value)) {
+        if let Some(Some(input)) = self.operations.get(op) {
+            self.walk_timestamps(input, body, f);
+        }
+    }
+
+    fn walk_timestamps(&self, shape_name: &str, value: &mut Value, f: &mut impl FnMut(&mut Value)) {
+        match (&self.shape(shape_name).kind, value) {
+            (Kind::Structure { members, .. }, Value::Object(obj)) => {
+                for (m, s) in members {
+                    if let Some(v) = obj.get_mut(m) {
+                        self.walk_timestamps(s, v, f);
+                    }
+                }
+            }
+            (Kind::List { member }, Value::Array(items)) => {
+                for item in items {
+                    self.walk_timestamps(member, item, f);
+                }
+            }
+            (Kind::Map { value: vs, .. }, Value::Object(obj)) => {
+                for v in obj.values_mut() {
+                    self.walk_timestamps(vs, v, f);
+                }
+            }
+            (Kind::Timestamp, v) => f(v),
+            _ => {}
+        }
+    }
+
     fn shape(&self, name: &str) -> &Shape {
         // The generator writes every referenced shape; a missing one is a build defect.
         self.shapes.get(name).unwrap_or_else(|| panic!("model shape {name} missing"))
@@ -615,6 +648,19 @@ mod tests {
         assert!(e.message.unwrap().contains(
             "Value '[Bogus]' at 'shardLevelMetrics' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: ["
         ));
+    }
+
+    #[test]
+    fn timestamps_are_found_by_the_model() {
+        let mut v = json!({"StreamName": "s", "ShardFilter": {"Type": "AT_TIMESTAMP", "Timestamp": 5},
+                           "StreamCreationTimestamp": 7, "NextToken": 9});
+        let mut seen = Vec::new();
+        model().for_each_timestamp("ListShards", &mut v, &mut |t| {
+            seen.push(t.clone());
+            *t = json!(0);
+        });
+        assert_eq!(seen, vec![json!(7), json!(5)]);
+        assert_eq!(v["NextToken"], json!(9));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Inputs are deserialized from a body that `model::check_input` has already checked, so a
 //! failure here is a defect of ours, answered as a SerializationException. Blobs and timestamps
 //! carry their own codecs: in a human-readable format (JSON) a blob is base64 and a timestamp is
-//! epoch seconds with milliseconds; in a binary one (CBOR, a later issue) a blob is raw bytes and
-//! a timestamp epoch milliseconds.
+//! epoch seconds with milliseconds; in a binary one (CBOR, `cbor.rs`) a blob is raw bytes and a
+//! timestamp epoch milliseconds (tag 1).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -73,7 +73,8 @@ impl Serialize for Timestamp {
                 s.serialize_f64(self.0 as f64 / 1000.0)
             }
         } else {
-            s.serialize_i64(self.0)
+            // CBOR writes this newtype as tag 1 + ms (reference §2.3); others as the integer.
+            s.serialize_newtype_struct(crate::cbor::EPOCH_MILLIS, &self.0)
         }
     }
 }
@@ -466,6 +467,15 @@ impl Output {
         match self {
             Output::Empty => Vec::new(),
             other => serde_json::to_vec(other).unwrap_or_default(),
+        }
+    }
+
+    /// The CBOR body. An operation without output answers an empty map (`a0`), which every
+    /// CBOR reader parses, rather than an empty body, which not every one does.
+    pub fn to_cbor(&self) -> Result<Vec<u8>, crate::cbor::EncodeError> {
+        match self {
+            Output::Empty => Ok(vec![0xa0]),
+            other => crate::cbor::to_vec(other),
         }
     }
 }
