@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
+mod files;
 mod format;
 mod index;
 mod log;
@@ -22,6 +23,7 @@ mod recovery;
 mod shard;
 mod sim;
 mod storage;
+mod tail;
 mod writer;
 
 use std::path::PathBuf;
@@ -41,6 +43,12 @@ pub use crate::storage::{FsStorage, Storage, StorageFile};
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Default bytes of recent batches kept in memory per log, to serve reads near the tip.
 pub const TAIL_BYTES_PER_LOG_DEFAULT: usize = 4 * 1024 * 1024;
+/// Default bytes of recent batches kept in memory by all logs together.
+pub const TAIL_BYTES_TOTAL_DEFAULT: usize = 256 * 1024 * 1024;
+/// Default number of segment files held open at once.
+pub const OPEN_FILES_DEFAULT: usize = 512;
+/// Most logs one `create_many` takes (their state is built in memory before any is published).
+pub const LOGS_CREATED_AT_ONCE_MAX: usize = 100_000;
 /// Most appends waiting for the writer (queued or being written) at once; more wait in `append`.
 pub const APPEND_QUEUE_DEPTH_MAX: usize = 4096;
 /// Most encoded bytes waiting for the writer at once; more wait in `append`.
@@ -120,16 +128,26 @@ pub struct LogConfig {
     pub segment_bytes_max: u64,
     /// Bytes of the newest batches each log keeps in memory for reads near the tip.
     pub tail_bytes_per_log_max: usize,
+    /// Bytes of in-memory tails of all logs together; past it the tails of the least recently
+    /// appended or read logs are dropped (their reads then go to the segment files).
+    pub tail_bytes_total_max: usize,
+    /// Segment files held open at once; the least recently used are closed and re-opened on
+    /// demand. A handle in use by a read or write is closed when that finishes, so the count
+    /// can pass this only while more than this many reads and writes are in progress at once.
+    pub open_files_max: usize,
 }
 
 impl LogConfig {
-    /// Defaults: fsync durability, 64 MiB segments, 4 MiB of in-memory tail per log.
+    /// Defaults: fsync durability, 64 MiB segments, 4 MiB of in-memory tail per log and
+    /// 256 MiB for all logs, 512 open segment files.
     pub fn new(dir: impl Into<PathBuf>) -> LogConfig {
         LogConfig {
             dir: dir.into(),
             durability: Durability::Fsync,
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             tail_bytes_per_log_max: TAIL_BYTES_PER_LOG_DEFAULT,
+            tail_bytes_total_max: TAIL_BYTES_TOTAL_DEFAULT,
+            open_files_max: OPEN_FILES_DEFAULT,
         }
     }
 }

@@ -9,13 +9,15 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::files::FileCache;
 use crate::format::{self, EncodeError, SEGMENT_HEADER_LEN};
 use crate::recovery;
 use crate::shard::{ActiveSegment, ReadState, SegmentState, Shard, WriteState};
+use crate::tail::{Tail, TailBudget};
 use crate::writer::{create_segment, AppendRequest, Stats, Writer};
 use crate::{
     AppendOutcome, FsStorage, LogConfig, LogError, LogId, ReadOutcome, RecordIn, Storage,
-    APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_DEPTH_MAX,
+    APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_DEPTH_MAX, LOGS_CREATED_AT_ONCE_MAX, SYNC_FILES_SEPARATELY_MAX,
 };
 
 /// Counters since the log was opened.
@@ -32,8 +34,13 @@ pub struct LogStats {
     pub file_syncs: u64,
     pub dir_syncs: u64,
     /// `syncfs` calls: one per round that touched more than [`crate::SYNC_FILES_SEPARATELY_MAX`]
-    /// files.
+    /// files, and one per `create_many` of more than that many logs.
     pub fs_syncs: u64,
+    /// Bytes held now in the in-memory tails of all logs (at most
+    /// [`LogConfig::tail_bytes_total_max`] once each append is acknowledged).
+    pub tail_bytes: u64,
+    /// Segment files held open now by the handle cache (at most [`LogConfig::open_files_max`]).
+    pub open_files: u64,
 }
 
 /// All shard logs under one directory, with one writer thread for all of them.
@@ -52,6 +59,10 @@ struct Inner {
     queue_slots: Arc<Semaphore>,
     queue_bytes: Arc<Semaphore>,
     stats: Arc<Stats>,
+    files: Arc<FileCache>,
+    tails: Arc<TailBudget>,
+    /// Held by `create_many` and `delete` for their whole run.
+    admin: Mutex<()>,
 }
 
 /// Damaged batches one read steps over before it gives up.
@@ -65,6 +76,8 @@ impl Log {
     /// Opens (creating if needed) the directory and recovers every shard log in it.
     pub fn open(config: LogConfig, storage: Arc<dyn Storage>) -> Result<Log, LogError> {
         assert!(config.segment_bytes_max > 0, "segment_bytes_max must be positive");
+        assert!(config.open_files_max > 0, "open_files_max must be positive");
+        let tails = Arc::new(TailBudget::new(config.tail_bytes_total_max));
         let root = config.dir.clone();
         storage.create_dir_all(&root).map_err(io("create directory", &root))?;
         if let Some(parent) = root.parent().filter(|parent| !parent.as_os_str().is_empty()) {
@@ -86,7 +99,8 @@ impl Log {
                 tracing::warn!(path = %path.display(), "ignoring unknown entry in the log directory");
                 continue;
             };
-            if let Some(recovered) = recovery::recover_log(&storage, &root, LogId(id), &path)? {
+            if let Some(recovered) = recovery::recover_log(&storage, &root, LogId(id), &path, tails.total())?
+            {
                 recovered_indexes.push((LogId(id), path, recovered.indexes_to_write));
                 logs.insert(LogId(id), Arc::new(recovered.shard));
             }
@@ -108,8 +122,14 @@ impl Log {
 
         let stats = Arc::new(Stats::default());
         let (sender, receiver) = mpsc::channel();
-        let writer =
-            Writer { storage: Arc::clone(&storage), config: config.clone(), stats: Arc::clone(&stats) };
+        let files = Arc::new(FileCache::new(Arc::clone(&storage), config.open_files_max));
+        let writer = Writer {
+            storage: Arc::clone(&storage),
+            config: config.clone(),
+            stats: Arc::clone(&stats),
+            files: Arc::clone(&files),
+            tails: Arc::clone(&tails),
+        };
         let handle = std::thread::Builder::new()
             .name("kinesin-log-writer".into())
             .spawn(move || writer.run(receiver))
@@ -123,6 +143,9 @@ impl Log {
                 queue_slots: Arc::new(Semaphore::new(APPEND_QUEUE_DEPTH_MAX)),
                 queue_bytes: Arc::new(Semaphore::new(APPEND_QUEUE_BYTES_MAX)),
                 stats,
+                files,
+                tails,
+                admin: Mutex::new(()),
             }),
             writer: Mutex::new(Some(handle)),
         })
@@ -152,71 +175,131 @@ impl Log {
 
     /// Creates an empty log whose first record will get `first_seq_index`. Durable on return.
     pub fn create(&self, id: LogId, first_seq_index: u64) -> Result<(), LogError> {
+        self.create_many(&[(id, first_seq_index)])
+    }
+
+    /// Creates empty logs, each `(id, first sequence index)`, all durable on return, with one
+    /// sync round: for at most [`SYNC_FILES_SEPARATELY_MAX`] logs an `fdatasync` of each new
+    /// segment and an `fsync` of each new directory, for more one `syncfs`; then one `fsync` of
+    /// the parent directory. All or nothing: on error none of them exists (a crash part way may
+    /// leave directories that the next open removes, or whole logs the caller never heard of,
+    /// as a crash in `create` could).
+    pub fn create_many(&self, logs: &[(LogId, u64)]) -> Result<(), LogError> {
+        assert!(
+            logs.len() <= LOGS_CREATED_AT_ONCE_MAX,
+            "create at most {LOGS_CREATED_AT_ONCE_MAX} logs at once"
+        );
+        if logs.is_empty() {
+            return Ok(());
+        }
         let storage = self.inner.storage.as_ref();
         let root = &self.inner.config.dir;
-        let mut logs = self.inner.logs.write();
-        if logs.contains_key(&id) {
-            return Err(LogError::AlreadyExists(id));
+        // Serialises creates and deletes, which work on directories outside the map lock.
+        let _admin = self.inner.admin.lock();
+        {
+            let existing = self.inner.logs.read();
+            let mut seen = std::collections::HashSet::with_capacity(logs.len());
+            for (id, _) in logs {
+                if existing.contains_key(id) || !seen.insert(*id) {
+                    return Err(LogError::AlreadyExists(*id));
+                }
+            }
         }
-        let dir = self.log_dir(id);
-        if storage.list_dir(&dir).is_ok() {
-            // Left over from a create or delete that failed part way; it was never a log.
-            storage.remove_dir_all(&dir).map_err(io("remove", &dir))?;
+        /// A log made on disk, not yet durable.
+        struct Made {
+            id: LogId,
+            first_seq_index: u64,
+            dir: PathBuf,
+            path: PathBuf,
         }
-        let path = dir.join(format::segment_file_name(first_seq_index));
-        let made = (|| {
-            storage.create_dir_all(&dir).map_err(io("create directory", &dir))?;
-            let file = create_segment(storage, &path, id, first_seq_index)?;
-            file.sync_data().map_err(io("sync", &path))?;
-            storage.sync_dir(&dir).map_err(io("sync directory", &dir))?;
-            storage.sync_dir(root).map_err(io("sync directory", root))?;
-            Ok::<_, LogError>(file)
+        let sync_each = logs.len() <= SYNC_FILES_SEPARATELY_MAX;
+        let mut made: Vec<Made> = Vec::with_capacity(logs.len());
+        let result = (|| {
+            for &(id, first_seq_index) in logs {
+                let dir = self.log_dir(id);
+                if storage.list_dir(&dir).is_ok() {
+                    // Left over from a create or delete that failed part way; it was never a log.
+                    self.inner.files.forget_under(&dir);
+                    storage.remove_dir_all(&dir).map_err(io("remove", &dir))?;
+                }
+                storage.create_dir_all(&dir).map_err(io("create directory", &dir))?;
+                let path = dir.join(format::segment_file_name(first_seq_index));
+                match create_segment(storage, &self.inner.files, &path, id, first_seq_index) {
+                    Ok(file) => {
+                        // Few: cached, to sync them below (and as the first append's handle).
+                        // Many: closed at once, so creating 10,000 logs opens one file at a time.
+                        if sync_each {
+                            self.inner.files.insert(&path, file);
+                        }
+                        made.push(Made { id, first_seq_index, dir, path });
+                    }
+                    Err(error) => {
+                        if let Err(cleanup) = storage.remove_dir_all(&dir) {
+                            tracing::warn!(dir = %dir.display(), error = %cleanup, "could not clean up after a failed create");
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            if !sync_each {
+                // Segments and the new directories' entries, all in one call.
+                storage.sync_filesystem(root).map_err(io("sync filesystem", root))?;
+                self.inner.stats.fs_syncs.fetch_add(1, Ordering::Relaxed);
+            } else {
+                for Made { dir, path, .. } in &made {
+                    let file = self.inner.files.get(path).map_err(io("open", path))?;
+                    file.sync_data().map_err(io("sync", path))?;
+                    storage.sync_dir(dir).map_err(io("sync directory", dir))?;
+                }
+            }
+            storage.sync_dir(root).map_err(io("sync directory", root))
         })();
-        let file = match made {
-            Ok(file) => file,
-            Err(error) => {
-                if let Err(cleanup) = storage.remove_dir_all(&dir) {
+        if let Err(error) = result {
+            for Made { dir, .. } in &made {
+                self.inner.files.forget_under(dir);
+                if let Err(cleanup) = storage.remove_dir_all(dir) {
                     tracing::warn!(dir = %dir.display(), error = %cleanup, "could not clean up after a failed create");
                 }
-                return Err(error);
             }
-        };
+            return Err(error);
+        }
         let header_len = SEGMENT_HEADER_LEN as u64;
-        let shard = Shard {
-            id,
-            dir,
-            write: Mutex::new(WriteState {
-                deleted: false,
-                active: ActiveSegment {
-                    base: first_seq_index,
-                    path: path.clone(),
-                    file: Arc::clone(&file),
-                    written_len: header_len,
-                    synced_len: header_len,
-                },
-                next_seq: first_seq_index,
-                last_arrival_ms: None,
-                needs_roll: false,
-                dir_sync_pending: false,
-                truncate_pending: false,
-                unpublished: 0,
-                index_covered_len: Some(header_len),
-            }),
-            read: RwLock::new(ReadState {
-                segments: vec![SegmentState {
-                    base: first_seq_index,
-                    path,
-                    file,
-                    batches: Vec::new(),
-                    len_bytes: header_len,
-                }],
-                tip: first_seq_index,
-                newest_arrival_ms: None,
-                tail: Default::default(),
-                tail_bytes: 0,
-            }),
-        };
-        logs.insert(id, Arc::new(shard));
+        let mut map = self.inner.logs.write();
+        for Made { id, first_seq_index, dir, path } in made {
+            let shard = Shard {
+                id,
+                dir,
+                write: Mutex::new(WriteState {
+                    deleted: false,
+                    active: ActiveSegment {
+                        base: first_seq_index,
+                        path: path.clone(),
+                        written_len: header_len,
+                        synced_len: header_len,
+                    },
+                    next_seq: first_seq_index,
+                    last_arrival_ms: None,
+                    needs_roll: false,
+                    dir_sync_pending: false,
+                    truncate_pending: false,
+                    unpublished: 0,
+                    index_covered_len: Some(header_len),
+                }),
+                read: RwLock::new(ReadState {
+                    segments: vec![SegmentState {
+                        base: first_seq_index,
+                        path,
+                        batches: Vec::new(),
+                        len_bytes: header_len,
+                    }],
+                    tip: first_seq_index,
+                    newest_arrival_ms: None,
+                    tail: Tail::new(self.inner.tails.total()),
+                }),
+                tail_tick: Default::default(),
+            };
+            map.insert(id, Arc::new(shard));
+        }
         Ok(())
     }
 
@@ -275,9 +358,19 @@ impl Log {
         let shard = self.shard(id)?;
         // Each damaged batch found takes itself and the rest of its segment out of the index,
         // so the retries are few; the bound keeps a pathological disk from looping forever.
+        self.inner.tails.touch(&shard);
         for _ in 0..READ_DAMAGE_RETRIES_MAX {
             let plan = shard.read.read().plan_read(from_seq_index, max_records, max_bytes);
-            let (out, damage) = plan.execute(max_records, max_bytes)?;
+            let (out, damage) = match plan.execute(&self.inner.files, max_records, max_bytes) {
+                // The segment was trimmed after the read was planned: plan again.
+                Err(LogError::Io { op: "open", path, source })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && !shard.read.read().segments.iter().any(|segment| segment.path == path) =>
+                {
+                    continue
+                }
+                other => other?,
+            };
             let Some(damage) = damage else { return Ok(out) };
             shard.quarantine(&damage);
             if !out.records.is_empty() {
@@ -357,6 +450,7 @@ impl Log {
         let mut freed = 0;
         let mut removed = removed.into_iter();
         while let Some(segment) = removed.next() {
+            self.inner.files.forget(&segment.path);
             if let Err(source) = storage.remove_file(&segment.path) {
                 // The files from here on are still there: serve them again, or a later trim
                 // could remove newer segments and leave a gap behind these after a restart.
@@ -383,13 +477,16 @@ impl Log {
     fn trim_roll(&self, shard: &Shard, state: &mut WriteState) -> Result<(), LogError> {
         let storage = self.inner.storage.as_ref();
         if state.active.written_len > state.active.synced_len {
-            state.active.file.sync_data().map_err(io("sync", &state.active.path))?;
+            let active = self.inner.files.get(&state.active.path).map_err(io("open", &state.active.path))?;
+            active.sync_data().map_err(io("sync", &state.active.path))?;
             state.active.synced_len = state.active.written_len;
         }
         let base = state.next_seq;
         assert!(base > state.active.base, "the active segment holds batches");
         let path = shard.dir.join(format::segment_file_name(base));
-        let file = create_segment(storage, &path, shard.id, base)?;
+        let file = create_segment(storage, &self.inner.files, &path, shard.id, base)?;
+        // Cached at once, so that the handle counts against the cap while it is used.
+        self.inner.files.insert(&path, Arc::clone(&file));
         let made_durable = file
             .sync_data()
             .map_err(io("sync", &path))
@@ -397,26 +494,21 @@ impl Log {
         if let Err(error) = made_durable {
             // The log goes on in the old segment; leave no stray segment behind (recovery also
             // removes one left by a crash).
+            self.inner.files.forget(&path);
             if let Err(cleanup) = storage.remove_file(&path) {
                 tracing::warn!(file = %path.display(), error = %cleanup, "could not remove a stray segment");
             }
             return Err(error);
         }
         let header_len = SEGMENT_HEADER_LEN as u64;
-        state.active = ActiveSegment {
-            base,
-            path: path.clone(),
-            file: Arc::clone(&file),
-            written_len: header_len,
-            synced_len: header_len,
-        };
+        state.active =
+            ActiveSegment { base, path: path.clone(), written_len: header_len, synced_len: header_len };
         state.needs_roll = false;
         state.dir_sync_pending = false;
         state.index_covered_len = Some(header_len);
         shard.read.write().segments.push(SegmentState {
             base,
             path,
-            file,
             batches: Vec::new(),
             len_bytes: header_len,
         });
@@ -427,9 +519,12 @@ impl Log {
     pub fn delete(&self, id: LogId) -> Result<(), LogError> {
         let storage = self.inner.storage.as_ref();
         let root = &self.inner.config.dir;
+        let _admin = self.inner.admin.lock();
         let mut logs = self.inner.logs.write();
         let shard = logs.remove(&id).ok_or(LogError::NotFound(id))?;
         shard.write.lock().deleted = true;
+        shard.read.write().tail.clear();
+        self.inner.files.forget_under(&shard.dir);
         // Rename first so that a crash leaves either the whole log or a tombstone that `open`
         // finishes removing.
         let tombstone = root.join(format!("{}{}", format::log_dir_name(id.0), format::DELETED_SUFFIX));
@@ -454,6 +549,8 @@ impl Log {
             file_syncs: stats.file_syncs.load(Ordering::Relaxed),
             dir_syncs: stats.dir_syncs.load(Ordering::Relaxed),
             fs_syncs: stats.fs_syncs.load(Ordering::Relaxed),
+            tail_bytes: self.inner.tails.bytes() as u64,
+            open_files: self.inner.files.len() as u64,
         }
     }
 

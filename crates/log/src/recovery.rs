@@ -13,6 +13,7 @@
 //! new segment after the highest sequence index found in the damaged one.
 
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -20,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::format::{self, HeaderError, SEGMENT_HEADER_LEN};
 use crate::index::{self, SegmentIndex, INDEX_SUFFIX, INDEX_TMP_SUFFIX};
 use crate::shard::{ActiveSegment, BatchEntry, ReadState, SegmentState, Shard, WriteState};
+use crate::tail::Tail;
 use crate::{LogError, LogId, Storage, StorageFile};
 
 /// What scanning one segment's bytes found.
@@ -129,6 +131,7 @@ pub(crate) fn recover_log(
     root: &Path,
     id: LogId,
     dir: &Path,
+    tail_total: Arc<AtomicUsize>,
 ) -> Result<Option<Recovered>, LogError> {
     let mut bases: Vec<(u64, String)> = Vec::new();
     let mut index_bases: Vec<u64> = Vec::new();
@@ -162,10 +165,11 @@ pub(crate) fn recover_log(
     // Load and check every segment first, then drop strays: a segment without any record
     // that starts inside the previous one is left from a segment start that failed (or a
     // crash during it) while the log went on in the previous segment.
+    // Each segment is opened only while it is read here: a log may have many segments, and the
+    // handle cache opens them again when they are read or written.
     struct Loaded {
         base: u64,
         path: std::path::PathBuf,
-        file: Arc<dyn StorageFile>,
         len: u64,
         header_damage: Option<&'static str>,
         scan: Scan,
@@ -262,7 +266,8 @@ pub(crate) fn recover_log(
         if let Some(end) = scan.end_seq_after_damage {
             end_seq = end_seq.max(end);
         }
-        loaded.push(Loaded { base, path, file, len, header_damage, scan, indexed_len });
+        drop(file);
+        loaded.push(Loaded { base, path, len, header_damage, scan, indexed_len });
     }
 
     let mut segments: Vec<SegmentState> = Vec::with_capacity(loaded.len());
@@ -274,7 +279,7 @@ pub(crate) fn recover_log(
     let mut last_indexed_len = None;
     let last_index = loaded.len() - 1;
     for (index, segment) in loaded.into_iter().enumerate() {
-        let Loaded { base, path, file, mut len, header_damage, mut scan, indexed_len } = segment;
+        let Loaded { base, path, mut len, header_damage, mut scan, indexed_len } = segment;
         let is_last = index == last_index;
         let found_batches = !scan.batches.is_empty() || scan.end_seq_after_damage.is_some();
         let mut clean = true;
@@ -283,6 +288,7 @@ pub(crate) fn recover_log(
             if is_last && !found_batches {
                 // A crash while creating this segment: nothing in it was ever acknowledged.
                 tracing::warn!(file = %path.display(), why, "rewriting the torn header of the last segment");
+                let file = storage.open_file(&path).map_err(io("open", &path))?;
                 rewrite_header(&file, &path, id, base)?;
                 len = SEGMENT_HEADER_LEN as u64;
                 scan = Scan::default();
@@ -299,6 +305,7 @@ pub(crate) fn recover_log(
         if let Some((offset, why)) = scan.damage {
             if is_last && scan.end_seq_after_damage.is_none() {
                 tracing::warn!(file = %path.display(), offset, why, "cutting off a torn tail");
+                let file = storage.open_file(&path).map_err(io("open", &path))?;
                 file.set_len(offset).map_err(io("truncate", &path))?;
                 file.sync_data().map_err(io("sync", &path))?;
                 len = offset;
@@ -332,10 +339,10 @@ pub(crate) fn recover_log(
             last_indexed_len =
                 if needs_roll { None } else { Some(indexed_len.unwrap_or(SEGMENT_HEADER_LEN as u64)) };
         }
-        segments.push(SegmentState { base, path, file, batches: scan.batches, len_bytes: len });
+        segments.push(SegmentState { base, path, batches: scan.batches, len_bytes: len });
     }
 
-    let read = ReadState { segments, tip, newest_arrival_ms, tail: Default::default(), tail_bytes: 0 };
+    let read = ReadState { segments, tip, newest_arrival_ms, tail: Tail::new(tail_total) };
     let Some(last) = read.segments.last() else {
         return Err(LogError::Corrupt { path: dir.to_path_buf(), offset: 0, why: "no segment".into() });
     };
@@ -345,7 +352,6 @@ pub(crate) fn recover_log(
     let active = ActiveSegment {
         base: last.base,
         path: last.path.clone(),
-        file: Arc::clone(&last.file),
         written_len: last_len,
         synced_len: last_len,
     };
@@ -363,7 +369,13 @@ pub(crate) fn recover_log(
         index_covered_len: last_indexed_len,
     };
     Ok(Some(Recovered {
-        shard: Shard { id, dir: dir.to_path_buf(), write: Mutex::new(write), read: RwLock::new(read) },
+        shard: Shard {
+            id,
+            dir: dir.to_path_buf(),
+            write: Mutex::new(write),
+            read: RwLock::new(read),
+            tail_tick: Default::default(),
+        },
         indexes_to_write,
     }))
 }

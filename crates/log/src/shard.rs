@@ -5,15 +5,15 @@
 //!
 //! Lock order: `Shard::write` before `Shard::read`; never the other way round.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::files::FileCache;
 use crate::format::{self, BATCH_HEADER_LEN, RECORD_OVERHEAD_BYTES};
-use crate::{LogError, LogId, ReadOutcome, StorageFile, StoredRecord};
+use crate::tail::{MemBatch, Tail, TailTick};
+use crate::{LogError, LogId, ReadOutcome, StoredRecord};
 
 /// One batch in the sparse index: where it is and what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,23 +37,15 @@ impl BatchEntry {
     }
 }
 
-/// A segment file as readers see it.
+/// A segment file as readers see it. Its handle comes from the [`FileCache`] when needed.
 #[derive(Debug)]
 pub(crate) struct SegmentState {
     pub base: u64,
     pub path: PathBuf,
-    pub file: Arc<dyn StorageFile>,
     /// Servable batches, in order. A damaged segment lists only the batches before the damage.
     pub batches: Vec<BatchEntry>,
     /// Bytes the file takes on disk (freed when it is trimmed).
     pub len_bytes: u64,
-}
-
-/// A recent batch kept in memory, encoded exactly as on disk.
-#[derive(Debug, Clone)]
-pub(crate) struct MemBatch {
-    pub first_seq: u64,
-    pub buf: Bytes,
 }
 
 #[derive(Debug)]
@@ -64,16 +56,15 @@ pub(crate) struct ReadState {
     pub tip: u64,
     pub newest_arrival_ms: Option<i64>,
     /// The newest batches, oldest first, each also listed in `segments`.
-    pub tail: VecDeque<MemBatch>,
-    pub tail_bytes: usize,
+    pub tail: Tail,
 }
 
-/// The segment the writer appends to.
+/// The segment the writer appends to. Its handle comes from the [`FileCache`] for each write
+/// and sync.
 #[derive(Debug)]
 pub(crate) struct ActiveSegment {
     pub base: u64,
     pub path: PathBuf,
-    pub file: Arc<dyn StorageFile>,
     /// Bytes written (the file's length as far as the writer knows).
     pub written_len: u64,
     /// Bytes known durable.
@@ -109,6 +100,8 @@ pub(crate) struct Shard {
     pub dir: PathBuf,
     pub write: Mutex<WriteState>,
     pub read: RwLock<ReadState>,
+    /// Place in the recency order of in-memory tails (see `crate::tail`).
+    pub tail_tick: TailTick,
 }
 
 impl ReadState {
@@ -139,30 +132,19 @@ impl ReadState {
     }
 
     pub fn push_tail(&mut self, batch: MemBatch, tail_bytes_max: usize) {
-        self.tail_bytes += batch.buf.len();
         self.tail.push_back(batch);
-        while self.tail_bytes > tail_bytes_max {
-            let Some(old) = self.tail.pop_front() else { break };
-            self.tail_bytes -= old.buf.len();
+        while self.tail.bytes() > tail_bytes_max {
+            if self.tail.pop_front().is_none() {
+                break;
+            }
         }
     }
 
     /// Drops in-memory batches below `first_seq` (after trimming).
     pub fn trim_tail(&mut self, first_seq: u64) {
         while self.tail.front().is_some_and(|batch| batch.first_seq < first_seq) {
-            if let Some(old) = self.tail.pop_front() {
-                self.tail_bytes -= old.buf.len();
-            }
+            self.tail.pop_front();
         }
-    }
-
-    fn tail_batch(&self, first_seq: u64) -> Option<&MemBatch> {
-        let front = self.tail.front()?;
-        if first_seq < front.first_seq {
-            return None;
-        }
-        let index = self.tail.partition_point(|batch| batch.first_seq < first_seq);
-        self.tail.get(index).filter(|batch| batch.first_seq == first_seq)
     }
 
     /// First sequence index whose arrival time is at or after `arrival_ms`, or the tip.
@@ -203,9 +185,9 @@ impl ReadState {
             let skipped = from_seq.saturating_sub(batch.first_seq);
             records += (u64::from(batch.count) - skipped.min(u64::from(batch.count))) as usize;
             bytes += batch.payload_bytes();
-            let source = match self.tail_batch(batch.first_seq) {
+            let source = match self.tail.find(batch.first_seq) {
                 Some(mem) => Source::Memory(mem.buf.clone()),
-                None => Source::Disk { path: segment.path.clone(), file: Arc::clone(&segment.file) },
+                None => Source::Disk { path: segment.path.clone() },
             };
             plan.items.push(PlanItem { entry: *batch, source });
             batch_index += 1;
@@ -217,7 +199,7 @@ impl ReadState {
 #[derive(Debug)]
 pub(crate) enum Source {
     Memory(Bytes),
-    Disk { path: PathBuf, file: Arc<dyn StorageFile> },
+    Disk { path: PathBuf },
 }
 
 #[derive(Debug)]
@@ -247,6 +229,7 @@ impl ReadPlan {
     /// before it.
     pub fn execute(
         self,
+        files: &FileCache,
         max_records: usize,
         max_bytes: usize,
     ) -> Result<(ReadOutcome, Option<Damage>), LogError> {
@@ -256,19 +239,17 @@ impl ReadPlan {
         while index < self.items.len() {
             // Gather a run of adjacent batches in the same file.
             let mut run_end = index + 1;
-            if let Source::Disk { file, .. } = &self.items[index].source {
+            if let Source::Disk { path } = &self.items[index].source {
                 while let Some(next) = self.items.get(run_end) {
                     let previous = &self.items[run_end - 1].entry;
                     let adjacent = next.entry.offset == previous.offset + u64::from(previous.len);
                     match &next.source {
-                        Source::Disk { file: next_file, .. } if adjacent && Arc::ptr_eq(file, next_file) => {
-                            run_end += 1
-                        }
+                        Source::Disk { path: next_path } if adjacent && path == next_path => run_end += 1,
                         _ => break,
                     }
                 }
             }
-            let (buffers, damage) = read_run(&self.items[index..run_end])?;
+            let (buffers, damage) = read_run(files, &self.items[index..run_end])?;
             let mut damage = damage;
             for (item, buf) in self.items[index..run_end].iter().zip(buffers) {
                 let records = match format::decode_records(&buf) {
@@ -317,12 +298,16 @@ fn damage_at(item: &PlanItem, why: &str) -> Damage {
 }
 
 /// Returns one buffer per item of the run, up to the first batch that fails its checks.
-fn read_run(run: &[PlanItem]) -> Result<(Vec<Bytes>, Option<Damage>), LogError> {
+///
+/// The segment is opened through the cache; if it was removed since the read was planned (a
+/// trim), the open fails with `NotFound` and the caller plans again.
+fn read_run(files: &FileCache, run: &[PlanItem]) -> Result<(Vec<Bytes>, Option<Damage>), LogError> {
     let first = &run[0];
-    let (path, file) = match &first.source {
+    let path = match &first.source {
         Source::Memory(buf) => return Ok((vec![buf.clone()], None)),
-        Source::Disk { path, file } => (path, file),
+        Source::Disk { path } => path,
     };
+    let file = files.get(path).map_err(|source| LogError::io("open", path.clone(), source))?;
     let start = first.entry.offset;
     let end = run.last().map_or(start, |last| last.entry.offset + u64::from(last.entry.len));
     let mut buf = vec![0u8; (end - start) as usize];

@@ -70,6 +70,10 @@ pub struct SimCounts {
     pub mutations: u64,
     /// Bytes returned by `read_exact_at` (to check what recovery reads).
     pub bytes_read: u64,
+    /// File handles open now (created or opened, not yet dropped; a restart does not close them).
+    pub open_handles: u64,
+    /// The most file handles ever open at once.
+    pub open_handles_max: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +211,11 @@ impl SimState {
 
     fn file(&self, id: usize) -> &FileNode {
         &self.files[id]
+    }
+
+    fn opened_handle(&mut self) {
+        self.counts.open_handles += 1;
+        self.counts.open_handles_max = self.counts.open_handles_max.max(self.counts.open_handles);
     }
 }
 
@@ -437,19 +446,23 @@ impl Storage for SimStorage {
         let id = state.files.len();
         state.files.push(FileNode::default());
         state.dirs[dir].live.insert(name.to_owned(), Node::File(id));
+        state.opened_handle();
         Ok(Arc::new(SimFile { state: Arc::clone(&self.state), sim: self.clone(), id, epoch: state.epoch }))
     }
 
     fn open_file(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         state.check_epoch(state.epoch)?;
         match state.lookup(path)? {
-            Node::File(id) => Ok(Arc::new(SimFile {
-                state: Arc::clone(&self.state),
-                sim: self.clone(),
-                id,
-                epoch: state.epoch,
-            })),
+            Node::File(id) => {
+                state.opened_handle();
+                Ok(Arc::new(SimFile {
+                    state: Arc::clone(&self.state),
+                    sim: self.clone(),
+                    id,
+                    epoch: state.epoch,
+                }))
+            }
             Node::Dir(_) => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
         }
     }
@@ -518,6 +531,12 @@ struct SimFile {
     sim: SimStorage,
     id: usize,
     epoch: u64,
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        self.state.lock().counts.open_handles -= 1;
+    }
 }
 
 impl StorageFile for SimFile {

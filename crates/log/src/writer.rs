@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use crate::files::FileCache;
 use crate::format::{self, EncodedBatch, SEGMENT_HEADER_LEN};
 use crate::index::SegmentIndex;
 use crate::shard::{ActiveSegment, BatchEntry, SegmentState, Shard, WriteState};
 use crate::storage::copy_io_error;
+use crate::tail::TailBudget;
 use crate::{
     AppendOutcome, Durability, LogConfig, LogError, LogId, Storage, StorageFile, GROUP_COMMIT_APPENDS_MAX,
     GROUP_COMMIT_BYTES_MAX, INDEX_CHECKPOINT_BYTES, SYNC_FILES_SEPARATELY_MAX,
@@ -53,6 +55,8 @@ pub(crate) struct Writer {
     pub storage: Arc<dyn Storage>,
     pub config: LogConfig,
     pub stats: Arc<Stats>,
+    pub files: Arc<FileCache>,
+    pub tails: Arc<TailBudget>,
 }
 
 /// A batch written in this round, waiting for its sync.
@@ -250,11 +254,15 @@ impl Writer {
         format::seal_batch(&mut batch, first_seq, arrival_ms);
         let offset = state.active.written_len;
         let len = batch.buf.len() as u64;
-        if let Err(source) = state.active.file.write_all_at(&batch.buf, offset) {
+        let file = match self.files.get(&state.active.path) {
+            Ok(file) => file,
+            Err(source) => return Err((reply, LogError::io("open", state.active.path.clone(), source))),
+        };
+        if let Err(source) = file.write_all_at(&batch.buf, offset) {
             tracing::error!(file = %state.active.path.display(), offset, error = %source, "write failed; undoing it");
             let error = LogError::io("write", state.active.path.clone(), source);
             // Undo the partial write; the durable bytes are untouched.
-            if let Err(truncate_error) = state.active.file.set_len(offset) {
+            if let Err(truncate_error) = file.set_len(offset) {
                 tracing::error!(file = %state.active.path.display(), error = %truncate_error, "could not undo a failed write");
                 state.truncate_pending = true;
             }
@@ -311,22 +319,17 @@ impl Writer {
             });
         }
         let path = shard.dir.join(format::segment_file_name(base));
-        let file = create_segment(self.storage.as_ref(), &path, shard.id, base)?;
+        let file = create_segment(self.storage.as_ref(), &self.files, &path, shard.id, base)?;
+        self.files.insert(&path, file);
         tracing::debug!(file = %path.display(), "started a new segment");
-        state.active = ActiveSegment {
-            base,
-            path: path.clone(),
-            file: Arc::clone(&file),
-            written_len: SEGMENT_HEADER_LEN as u64,
-            synced_len: 0,
-        };
+        state.active =
+            ActiveSegment { base, path: path.clone(), written_len: SEGMENT_HEADER_LEN as u64, synced_len: 0 };
         state.needs_roll = false;
         state.dir_sync_pending = true;
         state.index_covered_len = Some(SEGMENT_HEADER_LEN as u64);
         shard.read.write().segments.push(SegmentState {
             base,
             path,
-            file,
             batches: Vec::new(),
             len_bytes: SEGMENT_HEADER_LEN as u64,
         });
@@ -336,11 +339,9 @@ impl Writer {
     /// Syncs the active segment's data and, if it is new, the log directory.
     fn sync_active(&self, shard: &Shard, state: &mut WriteState) -> Result<(), Failure> {
         if state.active.written_len > state.active.synced_len {
-            state.active.file.sync_data().map_err(|source| Failure {
-                op: "sync",
-                path: state.active.path.clone(),
-                source,
-            })?;
+            let failure = |op, source| Failure { op, path: state.active.path.clone(), source };
+            let file = self.files.get(&state.active.path).map_err(|source| failure("open", source))?;
+            file.sync_data().map_err(|source| failure("sync", source))?;
             self.stats.file_syncs.fetch_add(1, Ordering::Relaxed);
             state.active.synced_len = state.active.written_len;
         }
@@ -376,11 +377,13 @@ impl Writer {
 
     fn redo_truncate(&self, state: &mut WriteState) -> Result<(), LogError> {
         let active = &mut state.active;
-        active
-            .file
-            .set_len(active.written_len)
+        let file = self
+            .files
+            .get(&active.path)
+            .map_err(|source| LogError::io("open", active.path.clone(), source))?;
+        file.set_len(active.written_len)
             .map_err(|source| LogError::io("truncate", active.path.clone(), source))?;
-        active.file.sync_data().map_err(|source| LogError::io("sync", active.path.clone(), source))?;
+        file.sync_data().map_err(|source| LogError::io("sync", active.path.clone(), source))?;
         self.stats.file_syncs.fetch_add(1, Ordering::Relaxed);
         active.synced_len = active.written_len;
         state.truncate_pending = false;
@@ -388,7 +391,7 @@ impl Writer {
     }
 
     /// Makes batches visible to readers and acknowledges them.
-    fn publish(&self, shard: &Shard, written: Vec<Written>) {
+    fn publish(&self, shard: &Arc<Shard>, written: Vec<Written>) {
         if written.is_empty() {
             return;
         }
@@ -404,6 +407,9 @@ impl Writer {
                 ));
             }
         }
+        // Within the memory budget before anyone hears of the append.
+        self.tails.touch(shard);
+        self.tails.enforce();
         self.stats.appends_ok.fetch_add(outcomes.len() as u64, Ordering::Relaxed);
         for (reply, outcome) in outcomes {
             // The caller may have stopped waiting; the append stands regardless.
@@ -539,8 +545,11 @@ pub(crate) fn write_index_logged(
 
 /// Creates a segment file holding just its header (not yet synced). A leftover file of the same
 /// name (from a failed earlier attempt) is replaced.
+///
+/// The caller caches the returned handle ([`FileCache::insert`]) once the segment is kept.
 pub(crate) fn create_segment(
     storage: &dyn Storage,
+    files: &FileCache,
     path: &std::path::Path,
     id: LogId,
     base: u64,
@@ -548,6 +557,7 @@ pub(crate) fn create_segment(
     let file = match storage.create_file(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            files.forget(path);
             storage.remove_file(path).map_err(|source| LogError::io("remove", path, source))?;
             storage.create_file(path).map_err(|source| LogError::io("create", path, source))?
         }

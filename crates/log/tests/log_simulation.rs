@@ -67,6 +67,8 @@ impl Sim {
             durability: kinesin_log::Durability::Fsync,
             segment_bytes_max: rng.gen_range(600..6000),
             tail_bytes_per_log_max: rng.gen_range(0..4000),
+            tail_bytes_total_max: rng.gen_range(0..8000),
+            open_files_max: rng.gen_range(1..6),
         };
         let storage = SimStorage::new();
         let log = Log::open(config.clone(), Arc::new(storage.clone())).expect("open");

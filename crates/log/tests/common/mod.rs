@@ -17,6 +17,9 @@ pub fn sim_config(segment_bytes_max: u64) -> LogConfig {
         durability: Durability::Fsync,
         segment_bytes_max,
         tail_bytes_per_log_max: 1024,
+        // Small, so that the crash tests also run through evicted tails and re-opened files.
+        tail_bytes_total_max: 4096,
+        open_files_max: 3,
     }
 }
 
