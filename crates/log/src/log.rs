@@ -524,6 +524,7 @@ impl Log {
         let shard = logs.remove(&id).ok_or(LogError::NotFound(id))?;
         shard.write.lock().deleted = true;
         shard.read.write().tail.clear();
+        self.inner.tails.forget(&shard);
         self.inner.files.forget_under(&shard.dir);
         // Rename first so that a crash leaves either the whole log or a tombstone that `open`
         // finishes removing.

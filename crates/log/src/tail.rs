@@ -127,6 +127,16 @@ impl TailBudget {
         lru.order.insert(tick, Arc::downgrade(shard));
     }
 
+    /// Takes a deleted log out of the recency order, which otherwise keeps an entry per log
+    /// ever used until the budget is next exceeded.
+    pub fn forget(&self, shard: &Shard) {
+        let mut lru = self.lru.lock();
+        let tick = shard.tail_tick.swap(0, Ordering::Relaxed);
+        if tick != 0 {
+            lru.order.remove(&tick);
+        }
+    }
+
     /// Drops the tails of the least recently used logs until the total is within the budget.
     /// Call without holding any shard lock.
     pub fn enforce(&self) {
