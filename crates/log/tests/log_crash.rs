@@ -169,8 +169,10 @@ fn crash_after_every_nth_sync() {
     }
     assert!(seen.crashed >= 60, "crashed {} times", seen.crashed);
     assert!(seen.failed_appends > 100);
-    // Unsynced bytes exist at a sync crash only when it hits the middle of a round.
-    assert!(seen.unacked_survivors >= 2, "{} runs kept unacknowledged batches", seen.unacked_survivors);
+    // Whether unsynced bytes exist at a sync crash depends on how the writer happened to group
+    // appends into rounds (timing); `crash_after_every_nth_change` pins that unacknowledged
+    // batches do survive some crashes, so nothing timing-dependent is asserted here.
+    eprintln!("{} runs kept unacknowledged batches", seen.unacked_survivors);
 }
 
 #[test]
