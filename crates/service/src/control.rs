@@ -161,14 +161,14 @@ impl Service {
             });
         }
         // Logs first: a crash before the metadata commit leaves only orphan logs, removed at start.
-        for sh in &shards {
-            self.log.create(LogId(sh.log_id), 0).map_err(|e| {
-                tracing::error!(error = %e, "cannot create a shard log");
-                ApiError::internal(format!(
-                    "The server could not create the shard's log ({e}). Nothing was created; retry."
-                ))
-            })?;
-        }
+        // All shard logs are made durable together: one sync round, not one per shard.
+        let logs: Vec<(LogId, u64)> = shards.iter().map(|sh| (LogId(sh.log_id), 0)).collect();
+        self.log.create_many(&logs).map_err(|e| {
+            tracing::error!(error = %e, "cannot create the shard logs");
+            ApiError::internal(format!(
+                "The server could not create the shards' logs ({e}). Nothing was created; retry."
+            ))
+        })?;
         let status = if creating_ms == 0 { StreamStatus::Active } else { StreamStatus::Creating };
         let stream = StreamMeta {
             name: req.stream_name.clone(),

@@ -280,14 +280,13 @@ impl Service {
                 c.end_seq_index = 0;
             }
         }
-        for id in &created {
-            if let Err(e) = self.log.create(LogId(*id), 0) {
-                undo(self);
-                tracing::error!(error = %e, "cannot create a shard log");
-                return Err(ApiError::internal(format!(
-                    "The server could not create a new shard's log ({e}). Nothing was changed; retry."
-                )));
-            }
+        let logs: Vec<(LogId, u64)> = created.iter().map(|id| (LogId(*id), 0)).collect();
+        if let Err(e) = self.log.create_many(&logs) {
+            undo(self);
+            tracing::error!(error = %e, "cannot create the new shards' logs");
+            return Err(ApiError::internal(format!(
+                "The server could not create the new shards' logs ({e}). Nothing was changed; retry."
+            )));
         }
         if updating && self.cfg.update_stream_ms > 0 {
             next.status = StreamStatus::Updating;
