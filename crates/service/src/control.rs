@@ -158,6 +158,7 @@ impl Service {
                 created_ms: now,
                 log_id,
                 closed: None,
+                range_cache: Default::default(),
             });
         }
         // Logs first: a crash before the metadata commit leaves only orphan logs, removed at start.

@@ -95,6 +95,9 @@ pub struct ShardMeta {
     /// The record log holding this shard's data.
     pub log_id: u64,
     pub closed: Option<ClosedShard>,
+    /// `start_hash`..=`end_hash` parsed once: routing looks it up for every record.
+    #[serde(skip)]
+    pub range_cache: std::sync::OnceLock<HashKeyRange>,
 }
 
 impl ShardMeta {
@@ -103,9 +106,11 @@ impl ShardMeta {
     }
 
     pub fn range(&self) -> HashKeyRange {
-        let start = HashKey::parse(&self.start_hash).unwrap_or(HashKey::MIN);
-        let end = HashKey::parse(&self.end_hash).unwrap_or(HashKey::MAX);
-        HashKeyRange { start, end }
+        *self.range_cache.get_or_init(|| {
+            let start = HashKey::parse(&self.start_hash).unwrap_or(HashKey::MIN);
+            let end = HashKey::parse(&self.end_hash).unwrap_or(HashKey::MAX);
+            HashKeyRange { start, end }
+        })
     }
 
     pub fn create_secs(&self) -> u64 {

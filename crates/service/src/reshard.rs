@@ -71,6 +71,7 @@ fn child(
         created_ms: now,
         log_id,
         closed: None,
+        range_cache: Default::default(),
     }
 }
 
@@ -329,6 +330,7 @@ mod tests {
                     created_ms: 0,
                     log_id: c.next_log_id - 1,
                     closed: None,
+                    range_cache: Default::default(),
                 }
             })
             .collect();
