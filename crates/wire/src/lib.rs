@@ -3,6 +3,7 @@
 
 pub mod cbor;
 pub mod error;
+pub mod eventstream;
 pub mod ids;
 pub mod model;
 pub mod ops;
