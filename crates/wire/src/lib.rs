@@ -7,4 +7,5 @@ pub mod eventstream;
 pub mod ids;
 pub mod model;
 pub mod ops;
+pub mod sigv4;
 pub mod token;
