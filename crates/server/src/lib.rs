@@ -28,6 +28,7 @@ use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
 use kinesin_wire::ops::Output;
 
+pub mod auth;
 pub mod tls;
 
 /// Largest request body: 10 MiB of PutRecords data is ~13.4 MiB as base64 JSON.
@@ -315,7 +316,6 @@ async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Byte
     let Some(mut value) = protocol.parse(op, &body) else {
         return protocol.error(&ApiError::bare(ErrorKind::Serialization));
     };
-    drop(body);
     if !op_known {
         return protocol.error(&ApiError::bare(ErrorKind::UnknownOperation));
     }
@@ -326,6 +326,13 @@ async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Byte
     ) {
         return protocol.error(&e);
     }
+    // With credentials configured, the signature must verify over the exact bytes received.
+    if let Some(credentials) = auth::installed() {
+        if let Err(e) = credentials.verify(&parts, &body, &service.config().region, auth::unix_now()) {
+            return protocol.error(&e);
+        }
+    }
+    drop(body);
     if let Err(e) = model().check_input(op, &mut value) {
         return protocol.error(&e);
     }
@@ -350,7 +357,8 @@ fn is_data_plane(op: &str) -> bool {
     matches!(op, "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard")
 }
 
-/// Presence and shape of SigV4 credentials; signatures are verified in a later issue.
+/// Presence and shape of SigV4 credentials; `auth` verifies the signature when credentials are
+/// configured.
 fn check_auth(authorization: &Option<String>, query: Option<&str>, has_date: bool) -> Result<(), ApiError> {
     let query_params: Vec<(&str, &str)> = query
         .unwrap_or("")

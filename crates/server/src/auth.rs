@@ -1,0 +1,340 @@
+//! Who may call: the principals of a credentials file, and the AWS Signature V4 check of every
+//! request against them.
+//!
+//! Without a credentials file the server accepts any well-formed signature (local development);
+//! with one, a request must be signed by one of its principals, over the exact bytes received,
+//! within the clock-skew window, for this region and the `kinesis` service. The pure SigV4
+//! arithmetic lives in `kinesin_wire::sigv4`; this module adds the keys and the request's parts.
+//!
+//! The file, TOML:
+//!
+//! ```toml
+//! [[principal]]
+//! arn = "arn:aws:iam::000000000000:user/producer"
+//! access_key_id = "AKIAPRODUCER"
+//! secret_access_key = "..."
+//! session_token = "..."        # optional: then every request must carry it
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use hyper::http::request::Parts;
+use serde::Deserialize;
+
+use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::sigv4::{self, Form, Presented, Refusal};
+
+/// The signing name of the Kinesis service in credential scopes.
+pub const SERVICE: &str = "kinesis";
+/// Principals one credentials file may list.
+pub const PRINCIPALS_MAX: usize = 10_000;
+
+const UNRECOGNIZED: &str = "The security token included in the request is invalid.";
+const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. \
+     Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+/// One identity that may sign requests.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Principal {
+    pub arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of logs.
+        f.debug_struct("Principal")
+            .field("arn", &self.arn)
+            .field("access_key_id", &self.access_key_id)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    #[serde(default)]
+    principal: Vec<Principal>,
+}
+
+/// The principals of a credentials file, by access key id.
+#[derive(Debug)]
+pub struct Credentials {
+    by_key: HashMap<String, Principal>,
+}
+
+impl Credentials {
+    /// Parses a credentials file's text; errors name the principal at fault.
+    pub fn from_toml(text: &str) -> Result<Credentials, String> {
+        let file: CredentialsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if file.principal.is_empty() {
+            return Err(
+                "no [[principal]] listed: a credentials file with none would refuse every request".into()
+            );
+        }
+        if file.principal.len() > PRINCIPALS_MAX {
+            return Err(format!("{} principals listed; at most {PRINCIPALS_MAX}", file.principal.len()));
+        }
+        let mut by_key = HashMap::with_capacity(file.principal.len());
+        for (i, p) in file.principal.into_iter().enumerate() {
+            let n = i + 1;
+            for (field, value) in [("arn", &p.arn), ("access_key_id", &p.access_key_id)] {
+                if value.is_empty() {
+                    return Err(format!("principal {n}: `{field}` is empty"));
+                }
+            }
+            if p.secret_access_key.is_empty() {
+                return Err(format!("principal {n} ({}): `secret_access_key` is empty", p.arn));
+            }
+            if p.session_token.as_deref() == Some("") {
+                return Err(format!(
+                    "principal {n} ({}): `session_token` is empty; leave it out instead",
+                    p.arn
+                ));
+            }
+            if by_key.contains_key(&p.access_key_id) {
+                return Err(format!(
+                    "principal {n} ({}): access key id {} is listed twice",
+                    p.arn, p.access_key_id
+                ));
+            }
+            by_key.insert(p.access_key_id.clone(), p);
+        }
+        Ok(Credentials { by_key })
+    }
+
+    /// Reads and parses a credentials file.
+    pub fn load(path: &Path) -> Result<Credentials, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Credentials::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Checks the signature of a request whose signing parameters are present and well formed
+    /// (the front end's shape check ran first). `now` is seconds since the Unix epoch.
+    pub fn verify(&self, parts: &Parts, body: &[u8], region: &str, now: i64) -> Result<&Principal, ApiError> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let query = parts.uri.query().unwrap_or("");
+        let presented = match header("authorization") {
+            Some(auth) => {
+                let date = match (header("x-amz-date"), header("date")) {
+                    (Some(d), _) => d.to_string(),
+                    (None, Some(d)) => sigv4::http_date_to_amz(d).unwrap_or_else(|| d.to_string()),
+                    (None, None) => String::new(),
+                };
+                Presented::from_header(auth, &date, header("x-amz-security-token"))
+            }
+            None => Presented::from_query(query),
+        };
+        let credential = presented.check(region, SERVICE, now).map_err(|r| match r {
+            Refusal::Incomplete(m) => ApiError::new(ErrorKind::IncompleteSignature, m),
+            Refusal::Invalid(m) => ApiError::new(ErrorKind::InvalidSignature, m),
+        })?;
+        let Some(principal) = self.by_key.get(credential.access_key_id) else {
+            return Err(ApiError::new(ErrorKind::UnrecognizedClient, UNRECOGNIZED));
+        };
+
+        let mut headers: Vec<(&str, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        // HTTP/2 has no Host header: the SDKs sign `:authority`, which hyper keeps in the URI.
+        if !parts.headers.contains_key("host") {
+            if let Some(authority) = parts.uri.authority() {
+                headers.push(("host", authority.as_str().to_string()));
+            }
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let payload_hash = match header("x-amz-content-sha256") {
+            Some(sigv4::UNSIGNED_PAYLOAD) => sigv4::UNSIGNED_PAYLOAD.to_string(),
+            _ => sigv4::sha256_hex(body),
+        };
+        let canonical = sigv4::canonical_request(
+            parts.method.as_str(),
+            parts.uri.path(),
+            query,
+            &headers,
+            &presented.signed_headers,
+            &payload_hash,
+            presented.form == Form::Query,
+        );
+        let to_sign = sigv4::string_to_sign(&presented.amz_date, &Presented::scope(&credential), &canonical);
+        let key = sigv4::signing_key(
+            &principal.secret_access_key,
+            credential.date,
+            credential.region,
+            credential.service,
+        );
+        if !sigv4::verify(&key, &to_sign, &presented.signature) {
+            tracing::debug!(access_key_id = credential.access_key_id, canonical, "signature mismatch");
+            return Err(ApiError::new(ErrorKind::InvalidSignature, MISMATCH));
+        }
+        let token_ok = match (&principal.session_token, &presented.security_token) {
+            (None, None) => true,
+            (Some(want), Some(got)) => sigv4::constant_time_eq(want.as_bytes(), got.as_bytes()),
+            _ => false,
+        };
+        if !token_ok {
+            return Err(ApiError::new(ErrorKind::UnrecognizedClient, UNRECOGNIZED));
+        }
+        Ok(principal)
+    }
+}
+
+static INSTALLED: OnceLock<Credentials> = OnceLock::new();
+
+/// Makes `credentials` the ones every request of this process is checked against. Once set they
+/// stay: a process-wide setting keeps the connection handlers' signatures free of it. Returns the
+/// credentials back if some were installed already.
+pub fn install(credentials: Credentials) -> Result<(), Credentials> {
+    INSTALLED.set(credentials)
+}
+
+/// The installed credentials, if any (none: signatures are not verified).
+pub(crate) fn installed() -> Option<&'static Credentials> {
+    INSTALLED.get()
+}
+
+/// Seconds since the Unix epoch by the system clock, which is what signers use.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::Request;
+
+    const FILE: &str = r#"
+[[principal]]
+arn = "arn:aws:iam::000000000000:user/alice"
+access_key_id = "AKIDALICE"
+secret_access_key = "alice-secret"
+
+[[principal]]
+arn = "arn:aws:sts::000000000000:assumed-role/r/s"
+access_key_id = "ASIATEMP"
+secret_access_key = "temp-secret"
+session_token = "tok"
+"#;
+    const NOW: &str = "20240102T030405Z";
+
+    fn now() -> i64 {
+        sigv4::parse_amz_date(NOW).unwrap()
+    }
+
+    /// Signs like an SDK: host, x-amz-date, x-amz-target and the token if any.
+    fn signed(key: &str, secret: &str, region: &str, body: &[u8], token: Option<&str>) -> Request<()> {
+        let mut b = Request::post("/")
+            .header("host", "localhost:4567")
+            .header("x-amz-date", NOW)
+            .header("x-amz-target", "Kinesis_20131202.ListStreams");
+        let mut names = vec!["host", "x-amz-date", "x-amz-target"];
+        let mut headers = vec![
+            ("host", "localhost:4567"),
+            ("x-amz-date", NOW),
+            ("x-amz-target", "Kinesis_20131202.ListStreams"),
+        ];
+        if let Some(t) = token {
+            b = b.header("x-amz-security-token", t);
+            names.push("x-amz-security-token");
+            headers.push(("x-amz-security-token", t));
+        }
+        let signed_headers: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let cr = sigv4::canonical_request(
+            "POST",
+            "/",
+            "",
+            &headers,
+            &signed_headers,
+            &sigv4::sha256_hex(body),
+            false,
+        );
+        let scope = format!("20240102/{region}/kinesis/aws4_request");
+        let sts = sigv4::string_to_sign(NOW, &scope, &cr);
+        let sig = sigv4::sign(&sigv4::signing_key(secret, "20240102", region, "kinesis"), &sts);
+        b.header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={}, Signature={sig}",
+                names.join(";")
+            ),
+        )
+        .body(())
+        .unwrap()
+    }
+
+    fn verify(c: &Credentials, req: Request<()>, body: &[u8], at: i64) -> Result<String, ErrorKind> {
+        let (parts, ()) = req.into_parts();
+        c.verify(&parts, body, "us-east-1", at).map(|p| p.arn.clone()).map_err(|e| e.kind)
+    }
+
+    #[test]
+    fn signatures_checked() {
+        let c = Credentials::from_toml(FILE).unwrap();
+        assert_eq!(c.len(), 2);
+        let body = b"{}";
+        let ok = signed("AKIDALICE", "alice-secret", "us-east-1", body, None);
+        assert_eq!(verify(&c, ok, body, now()).unwrap(), "arn:aws:iam::000000000000:user/alice");
+        let altered = signed("AKIDALICE", "alice-secret", "us-east-1", body, None);
+        assert_eq!(verify(&c, altered, b"{ }", now()), Err(ErrorKind::InvalidSignature));
+        let wrong = signed("AKIDALICE", "nope", "us-east-1", body, None);
+        assert_eq!(verify(&c, wrong, body, now()), Err(ErrorKind::InvalidSignature));
+        let unknown = signed("AKIDBOB", "x", "us-east-1", body, None);
+        assert_eq!(verify(&c, unknown, body, now()), Err(ErrorKind::UnrecognizedClient));
+        let region = signed("AKIDALICE", "alice-secret", "eu-west-1", body, None);
+        assert_eq!(verify(&c, region, body, now()), Err(ErrorKind::InvalidSignature));
+        let stale = signed("AKIDALICE", "alice-secret", "us-east-1", body, None);
+        assert_eq!(verify(&c, stale, body, now() + 3600), Err(ErrorKind::InvalidSignature));
+    }
+
+    #[test]
+    fn session_tokens_must_match() {
+        let c = Credentials::from_toml(FILE).unwrap();
+        let body = b"{}";
+        let ok = signed("ASIATEMP", "temp-secret", "us-east-1", body, Some("tok"));
+        assert!(verify(&c, ok, body, now()).is_ok());
+        let bad = signed("ASIATEMP", "temp-secret", "us-east-1", body, Some("tik"));
+        assert_eq!(verify(&c, bad, body, now()), Err(ErrorKind::UnrecognizedClient));
+        let missing = signed("ASIATEMP", "temp-secret", "us-east-1", body, None);
+        assert_eq!(verify(&c, missing, body, now()), Err(ErrorKind::UnrecognizedClient));
+        let extra = signed("AKIDALICE", "alice-secret", "us-east-1", body, Some("tok"));
+        assert_eq!(verify(&c, extra, body, now()), Err(ErrorKind::UnrecognizedClient));
+    }
+
+    #[test]
+    fn files_validated() {
+        assert!(Credentials::from_toml("").unwrap_err().contains("no [[principal]]"));
+        let dup = format!(
+            "{FILE}\n[[principal]]\narn = \"a\"\naccess_key_id = \"AKIDALICE\"\nsecret_access_key = \"s\"\n"
+        );
+        assert!(Credentials::from_toml(&dup).unwrap_err().contains("listed twice"));
+        assert!(Credentials::from_toml(
+            "[[principal]]\narn = \"a\"\naccess_key_id = \"k\"\nsecret_access_key = \"\"\n"
+        )
+        .unwrap_err()
+        .contains("secret_access_key"));
+        assert!(Credentials::from_toml(
+            "[[principal]]\narn = \"a\"\naccess_key_id = \"k\"\nsecret = \"s\"\n"
+        )
+        .is_err());
+    }
+}
