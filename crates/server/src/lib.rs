@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,7 +25,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use kinesin_service::Service;
+use kinesin_service::{Service, SubscribeEvent};
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
 use kinesin_wire::ops::Output;
@@ -42,6 +44,11 @@ const TARGET_PREFIX: &str = "Kinesis_20131202";
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 const JSON_PLAIN: &str = "application/json";
 const CBOR_1_1: &str = "application/x-amz-cbor-1.1";
+
+/// A response body: a whole one, or SubscribeToShard's event stream.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
 /// HTTP/2 streams one connection may have open at once; a client that wants more opens another
 /// connection (the Java SDK's Netty pool does).
@@ -179,7 +186,7 @@ async fn accept_optional(
 }
 
 /// The answer to one request.
-pub async fn handle(service: &Service, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     tracing::debug!(
         version = ?req.version(),
@@ -239,7 +246,7 @@ impl Protocol {
         Some(value)
     }
 
-    fn error(self, e: &ApiError) -> Response<Full<Bytes>> {
+    fn error(self, e: &ApiError) -> Response<Body> {
         let body = match self {
             Protocol::Json(_) => e.to_json(),
             Protocol::Cbor => kinesin_wire::cbor::error_body(e),
@@ -253,7 +260,7 @@ impl Protocol {
         r
     }
 
-    fn output(self, out: &Output) -> Response<Full<Bytes>> {
+    fn output(self, out: &Output) -> Response<Body> {
         let body = match self {
             Protocol::Json(_) => out.to_json(),
             Protocol::Cbor => match out.to_cbor() {
@@ -264,13 +271,56 @@ impl Protocol {
                 }
             },
         };
-        let mut r = Response::new(Full::new(Bytes::from(body)));
+        let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
         r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        r
+    }
+
+    /// A body in this encoding, for event-stream payloads.
+    fn encode<T: serde::Serialize>(self, value: &T) -> Vec<u8> {
+        match self {
+            Protocol::Json(_) => serde_json::to_vec(value).unwrap_or_default(),
+            Protocol::Cbor => kinesin_wire::cbor::to_vec(value).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot encode an event");
+                Vec::new()
+            }),
+        }
+    }
+
+    /// One event-stream message of a SubscribeToShard response.
+    fn event_message(self, ev: &SubscribeEvent) -> Bytes {
+        use kinesin_wire::eventstream;
+        let ct = self.content_type();
+        Bytes::from(match ev {
+            SubscribeEvent::Event(e) => eventstream::event("SubscribeToShardEvent", ct, &self.encode(e)),
+            SubscribeEvent::Exception(e) => {
+                let body = serde_json::json!({ "message": e.message.clone().unwrap_or_default() });
+                eventstream::exception(e.kind.as_str(), ct, &self.encode(&body))
+            }
+        })
+    }
+
+    /// The 200 response of SubscribeToShard: `initial-response`, then the subscription's events.
+    fn event_stream(self, events: tokio::sync::mpsc::Receiver<SubscribeEvent>) -> Response<Body> {
+        let initial: &[u8] = match self {
+            Protocol::Json(_) => b"{}",
+            Protocol::Cbor => &[0xa0],
+        };
+        let first =
+            Bytes::from(kinesin_wire::eventstream::event("initial-response", self.content_type(), initial));
+        let rest = futures::stream::unfold(events, move |mut rx| async move {
+            let ev = rx.recv().await?;
+            Some((Ok::<_, Infallible>(Frame::data(self.event_message(&ev))), rx))
+        });
+        let frames =
+            futures::StreamExt::chain(futures::stream::iter([Ok::<_, Infallible>(Frame::data(first))]), rest);
+        let mut r = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
         r
     }
 }
 
-async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(service: &Arc<Service>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
@@ -335,6 +385,12 @@ async fn answer(service: &Service, req: Request<Incoming>) -> Response<Full<Byte
     drop(body);
     if let Err(e) = model().check_input(op, &mut value) {
         return protocol.error(&e);
+    }
+    if op == "SubscribeToShard" {
+        return match service.subscribe_to_shard(value).await {
+            Ok(events) => protocol.event_stream(events),
+            Err(e) => protocol.error(&e),
+        };
     }
     // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
     let result = if is_data_plane(op) {
@@ -423,13 +479,13 @@ fn check_auth(authorization: &Option<String>, query: Option<&str>, has_date: boo
     }
 }
 
-fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn plain(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body).boxed());
     *r.status_mut() = status;
     r
 }
 
-fn xml_error(status: StatusCode, kind: &str, message: Option<&str>) -> Response<Full<Bytes>> {
+fn xml_error(status: StatusCode, kind: &str, message: Option<&str>) -> Response<Body> {
     let body = match message {
         Some(m) => format!("<{kind}>\n  <Message>{m}</Message>\n</{kind}>\n"),
         None => format!("<{kind}/>\n"),

@@ -188,6 +188,7 @@ impl Service {
             policy: None,
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
+            consumers: Vec::new(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
@@ -206,6 +207,16 @@ impl Service {
         let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         if s.status == StreamStatus::Deleting {
             return Err(self.not_found(&name));
+        }
+        if !s.consumers.is_empty() && req.enforce_consumer_deletion != Some(true) {
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!(
+                    "Stream {name} under account {} has {} registered consumers. Deregister them first, or set EnforceConsumerDeletion to true.",
+                    self.cfg.account_id,
+                    s.consumers.len()
+                ),
+            ));
         }
         let mut next = (*s).clone();
         next.status = StreamStatus::Deleting;
@@ -295,7 +306,7 @@ impl Service {
                 encryption_type: if s.encryption_key_id.is_some() { "KMS" } else { "NONE" },
                 key_id: s.encryption_key_id.clone(),
                 open_shard_count: if s.status == StreamStatus::Creating { 0 } else { s.open_shard_count() },
-                consumer_count: 0,
+                consumer_count: s.consumers.len() as u64,
                 max_record_size_in_kib: s.max_record_size_kib,
                 warm_throughput: (s.mode == StreamMode::OnDemand
                     && self.state.lock().settings.billing_commitment_enabled_ms.is_some())
@@ -304,7 +315,7 @@ impl Service {
         })
     }
 
-    fn open_page_token(&self, token: &str, now: i64) -> Result<PageToken, ApiError> {
+    pub(crate) fn open_page_token(&self, token: &str, now: i64) -> Result<PageToken, ApiError> {
         let t = PageToken::open(token, &self.token_key).map_err(|_| {
             ApiError::invalid_argument(format!(
                 "NextToken {token} is invalid: pass back the NextToken of the previous response unchanged."
@@ -322,7 +333,7 @@ impl Service {
         Ok(t)
     }
 
-    fn seal_page_token(&self, t: PageToken) -> Result<String, ApiError> {
+    pub(crate) fn seal_page_token(&self, t: PageToken) -> Result<String, ApiError> {
         t.seal(&self.token_key).map_err(|e| ApiError::internal(format!("cannot build a NextToken: {e}")))
     }
 

@@ -153,6 +153,7 @@ impl Service {
                 )
                 .await
                 .map_err(|e| append_failure(&s, sh, &e))?;
+            self.notify_appended(sh.log_id);
             return Ok(Output::PutRecord {
                 shard_id: sh.id().to_string(),
                 sequence_number: sh.sequence_number(out.first_seq_index, out.arrival_ms).encode(),
@@ -252,6 +253,7 @@ impl Service {
                 let sh = &s.shards[shard];
                 match outcome {
                     Ok(out) => {
+                        self.notify_appended(sh.log_id);
                         for (k, i) in idx.into_iter().enumerate() {
                             results[i] = Some(PutRecordsResultEntryOut {
                                 sequence_number: Some(
@@ -286,7 +288,7 @@ impl Service {
         }
     }
 
-    fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
+    pub(crate) fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
             format!("Shard {id} in stream {stream} under account {} does not exist", self.cfg.account_id),
@@ -436,23 +438,7 @@ impl Service {
         let records = out.records.into_iter().map(|r| record_out(sh, r, encryption)).collect();
         let at_end = sh.closed.as_ref().is_some_and(|c| next_position >= c.end_seq_index);
         if at_end {
-            let children = s
-                .shards
-                .iter()
-                .filter(|c| c.parent == Some(sh.index) || c.adjacent_parent == Some(sh.index))
-                .map(|c| ChildShardOut {
-                    shard_id: c.id().to_string(),
-                    parent_shards: [c.parent, c.adjacent_parent]
-                        .into_iter()
-                        .flatten()
-                        .map(|p| ShardId(p).to_string())
-                        .collect(),
-                    hash_key_range: HashKeyRangeOut {
-                        starting_hash_key: c.start_hash.clone(),
-                        ending_hash_key: c.end_hash.clone(),
-                    },
-                })
-                .collect();
+            let children = child_shards(&s, sh);
             return Ok(Output::GetRecords {
                 records,
                 next_shard_iterator: None,
@@ -475,7 +461,7 @@ impl Service {
     }
 }
 
-fn record_out(sh: &ShardMeta, r: StoredRecord, encryption: Option<&'static str>) -> RecordOut {
+pub(crate) fn record_out(sh: &ShardMeta, r: StoredRecord, encryption: Option<&'static str>) -> RecordOut {
     RecordOut {
         sequence_number: sh.sequence_number(r.seq_index, r.arrival_ms).encode(),
         approximate_arrival_timestamp: Timestamp(r.arrival_ms),
@@ -483,6 +469,26 @@ fn record_out(sh: &ShardMeta, r: StoredRecord, encryption: Option<&'static str>)
         partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
         encryption_type: encryption,
     }
+}
+
+/// The children of a closed shard, as GetRecords and SubscribeToShard report them at its end.
+pub(crate) fn child_shards(s: &StreamMeta, sh: &ShardMeta) -> Vec<ChildShardOut> {
+    s.shards
+        .iter()
+        .filter(|c| c.parent == Some(sh.index) || c.adjacent_parent == Some(sh.index))
+        .map(|c| ChildShardOut {
+            shard_id: c.id().to_string(),
+            parent_shards: [c.parent, c.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .map(|p| ShardId(p).to_string())
+                .collect(),
+            hash_key_range: HashKeyRangeOut {
+                starting_hash_key: c.start_hash.clone(),
+                ending_hash_key: c.end_hash.clone(),
+            },
+        })
+        .collect()
 }
 
 fn dry_run() -> ApiError {

@@ -6,6 +6,7 @@
 //! stream snapshot (`Arc<StreamMeta>`); appends and reads run outside it. Control-plane calls hold
 //! it across their metadata commit, which serializes them (as AWS's low control-plane rates do).
 
+mod consumers;
 mod control;
 mod data;
 pub mod limits;
@@ -27,6 +28,7 @@ use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ops::Output;
 use kinesin_wire::token::TokenKey;
 
+pub use consumers::SubscribeEvent;
 use limits::LimitsConfig;
 use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatus};
 pub use time::Clock;
@@ -131,6 +133,10 @@ pub struct Service {
     /// Write gates of the shards, by log id (see `reshard`).
     pub(crate) gates: Mutex<HashMap<u64, Arc<reshard::Gate>>>,
     pub(crate) limiter: limits::Limiter,
+    /// Per shard log with subscribers: signalled after each durable append (enhanced fan-out).
+    pub(crate) appended: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
+    /// Live SubscribeToShard subscriptions by (ConsumerARN, shard index).
+    pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
 }
 
 impl Service {
@@ -182,6 +188,8 @@ impl Service {
             clock,
             gates: Mutex::new(HashMap::new()),
             limiter,
+            appended: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -241,6 +249,10 @@ impl Service {
             "UpdateShardCount" => self.update_shard_count(input(body)?),
             "UpdateStreamMode" => self.update_stream_mode(input(body)?),
             "UpdateStreamWarmThroughput" => self.update_stream_warm_throughput(input(body)?),
+            "RegisterStreamConsumer" => self.register_stream_consumer(input(body)?),
+            "DeregisterStreamConsumer" => self.deregister_stream_consumer(input(body)?),
+            "DescribeStreamConsumer" => self.describe_stream_consumer(input(body)?),
+            "ListStreamConsumers" => self.list_stream_consumers(input(body)?),
             other => Err(not_yet(other)),
         }
     }
@@ -304,6 +316,7 @@ impl Service {
                 st.streams.insert(next.name.clone(), Arc::new(next));
             }
         }
+        self.tick_consumers(&mut st, now);
         if autoscale && now - st.last_autoscale_ms >= scaling::AUTOSCALE_WINDOW_MS {
             st.last_autoscale_ms = now;
             self.autoscale(&mut st, now);

@@ -168,6 +168,46 @@ pub struct StreamMeta {
     /// UpdateStreamWarmThroughput), MiB/s.
     #[serde(default)]
     pub warm_throughput_mibps: Option<i64>,
+    /// Enhanced fan-out consumers, in registration order.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumerStatus {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl ConsumerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerStatus::Creating => "CREATING",
+            ConsumerStatus::Active => "ACTIVE",
+            ConsumerStatus::Deleting => "DELETING",
+        }
+    }
+}
+
+/// An enhanced fan-out consumer of a stream (RegisterStreamConsumer).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    /// Registration time; its epoch seconds are part of the consumer's ARN.
+    pub created_ms: i64,
+    pub status: ConsumerStatus,
+    /// When CREATING or DELETING ends.
+    pub status_until_ms: i64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ConsumerMeta {
+    /// `<stream ARN>/consumer/<name>:<creation epoch seconds>`, as AWS writes it.
+    pub fn arn(&self, stream_arn: &str) -> String {
+        format!("{stream_arn}/consumer/{}:{}", self.name, self.created_ms.div_euclid(1000))
+    }
 }
 
 impl StreamMeta {

@@ -351,6 +351,7 @@ mod tests {
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
             warm_throughput_mibps: None,
+            consumers: Vec::new(),
         };
         (s, c)
     }

@@ -188,6 +188,29 @@ input!(UpdateStreamWarmThroughputInput {
     #[serde(rename = "StreamARN")] stream_arn: Option<String>,
     warm_throughput_mi_bps: i64,
 });
+input!(RegisterStreamConsumerInput {
+    #[serde(rename = "StreamARN")] stream_arn: String,
+    consumer_name: String,
+    tags: Option<BTreeMap<String, String>>,
+});
+input!(ConsumerRef {
+    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    consumer_name: Option<String>,
+    #[serde(rename = "ConsumerARN")] consumer_arn: Option<String>,
+});
+input!(ListStreamConsumersInput {
+    #[serde(rename = "StreamARN")] stream_arn: String,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    stream_creation_timestamp: Option<Timestamp>,
+});
+input!(StartingPosition { r#type: String, sequence_number: Option<String>, timestamp: Option<Timestamp> });
+input!(SubscribeToShardInput {
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    shard_id: String,
+    starting_position: StartingPosition,
+});
 input!(EnhancedMonitoringInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, shard_level_metrics: Vec<String> });
 
 // ---- outputs ----
@@ -344,6 +367,41 @@ pub struct MinimumThroughputBillingCommitmentOut {
     pub earliest_allowed_end_at: Option<Timestamp>,
 }
 
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerOut {
+    pub consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: &'static str,
+    pub consumer_creation_timestamp: Timestamp,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerDescriptionOut {
+    pub consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: &'static str,
+    pub consumer_creation_timestamp: Timestamp,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+}
+
+/// One `SubscribeToShardEvent` of a SubscribeToShard event stream. At the end of a closed shard
+/// ContinuationSequenceNumber is absent and ChildShards is set (reference §2.5).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardEventOut {
+    pub records: Vec<RecordOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuation_sequence_number: Option<String>,
+    pub millis_behind_latest: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child_shards: Option<Vec<ChildShardOut>>,
+}
+
 /// Every operation's answer. `Empty` is an operation without output: an empty body.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -450,6 +508,20 @@ pub enum Output {
         target_shard_count: u64,
         #[serde(rename = "StreamARN")]
         stream_arn: String,
+    },
+    RegisterStreamConsumer {
+        #[serde(rename = "Consumer")]
+        consumer: ConsumerOut,
+    },
+    DescribeStreamConsumer {
+        #[serde(rename = "ConsumerDescription")]
+        consumer_description: ConsumerDescriptionOut,
+    },
+    ListStreamConsumers {
+        #[serde(rename = "Consumers")]
+        consumers: Vec<ConsumerOut>,
+        #[serde(rename = "NextToken", skip_serializing_if = "Option::is_none")]
+        next_token: Option<String>,
     },
     UpdateStreamWarmThroughput {
         #[serde(rename = "StreamARN")]

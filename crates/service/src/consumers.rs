@@ -1,0 +1,567 @@
+//! Enhanced fan-out: stream consumers (Register / Deregister / Describe / ListStreamConsumers)
+//! and SubscribeToShard, which pushes a shard's records to a consumer as soon as they are
+//! appended (reference §2.5, §3.11).
+//!
+//! Consumers live in their stream's document (`StreamMeta::consumers`), so they are committed
+//! with it and vanish with it. A subscription is a task that reads the shard's log and sends
+//! events into a bounded channel; the server frames them. It wakes on the shard's append
+//! notification (`Service::notify_appended`, signalled by PutRecord(s) after each durable
+//! append), on a takeover by a newer subscription, or when an idle event is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, Notify};
+
+use kinesin_log::LogId;
+use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::ids::ShardId;
+use kinesin_wire::ops::*;
+use kinesin_wire::token::{PageToken, ShardIteratorToken};
+
+use crate::meta::{ConsumerMeta, ConsumerStatus, ShardMeta, StreamMeta, StreamStatus};
+use crate::{input, parse_stream_arn, Service, State};
+
+/// Consumers per stream (AWS: 20).
+pub const CONSUMERS_PER_STREAM_MAX: usize = 20;
+/// Consumers of one stream in CREATING at once (AWS: 5).
+pub const CONSUMERS_CREATING_MAX: usize = 5;
+/// ListStreamConsumers page size when MaxResults is absent (AWS: 100).
+pub const LIST_CONSUMERS_DEFAULT: usize = 100;
+/// A subscription ends normally after this long (AWS: 5 minutes).
+pub const SUBSCRIPTION_LIFETIME_MS: i64 = 300_000;
+/// A subscription sends an event at least this often, records or not (AWS: 5 s).
+pub const IDLE_EVENT_INTERVAL_MS: i64 = 5_000;
+/// A second subscription for the same consumer and shard within this long is refused.
+pub const RESUBSCRIBE_MIN_MS: i64 = 5_000;
+/// Bytes (data + partition keys) one subscription delivers per second (AWS: 2 MiB/s).
+pub const SUBSCRIPTION_BYTES_PER_SEC: usize = 2 * 1024 * 1024;
+/// Records in one event (kinesis-mock: 10,000, as GetRecords).
+pub const EVENT_RECORDS_MAX: usize = 10_000;
+/// Events queued between a subscription's task and its connection.
+const EVENT_QUEUE_MAX: usize = 2;
+
+/// What a subscription sends after `initial-response`.
+#[derive(Debug)]
+pub enum SubscribeEvent {
+    Event(SubscribeToShardEventOut),
+    /// The stream ends after this (e.g. ResourceInUseException when a newer subscription took over).
+    Exception(ApiError),
+}
+
+/// The live subscription of one consumer to one shard.
+pub(crate) struct SubscriptionSlot {
+    id: u64,
+    started_ms: i64,
+    cancel: Arc<Notify>,
+}
+
+/// `<stream ARN>/consumer/<name>:<secs>` → (stream ARN, name, secs).
+fn parse_consumer_arn(arn: &str) -> Option<(&str, &str, i64)> {
+    let (stream_arn, rest) = arn.split_once("/consumer/")?;
+    let (name, secs) = rest.rsplit_once(':')?;
+    parse_stream_arn(stream_arn)?;
+    Some((stream_arn, name, secs.parse().ok()?))
+}
+
+impl Service {
+    fn consumer_not_found(&self, what: &str, stream: &str) -> ApiError {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!("Consumer {what} under stream {stream} under account {} not found.", self.cfg.account_id),
+        )
+    }
+
+    fn consumer_out(s: &StreamMeta, stream_arn: &str, c: &ConsumerMeta) -> ConsumerOut {
+        let _ = s;
+        ConsumerOut {
+            consumer_name: c.name.clone(),
+            consumer_arn: c.arn(stream_arn),
+            consumer_status: c.status.as_str(),
+            consumer_creation_timestamp: Timestamp(c.created_ms),
+        }
+    }
+
+    /// The stream and consumer a ConsumerARN (or StreamARN + ConsumerName) names.
+    pub(crate) fn find_consumer(
+        &self,
+        st: &State,
+        stream_arn: Option<&str>,
+        name: Option<&str>,
+        consumer_arn: Option<&str>,
+    ) -> Result<(Arc<StreamMeta>, ConsumerMeta), ApiError> {
+        let (stream_arn, name, secs) = match (consumer_arn, stream_arn, name) {
+            (Some(arn), given_stream, given_name) => {
+                let (sa, n, secs) = parse_consumer_arn(arn).ok_or_else(|| {
+                    ApiError::invalid_argument(format!(
+                        "ConsumerARN {arn} is not a consumer ARN: expected <stream ARN>/consumer/<name>:<creation epoch seconds>."
+                    ))
+                })?;
+                if given_stream.is_some_and(|g| g != sa) || given_name.is_some_and(|g| g != n) {
+                    return Err(ApiError::invalid_argument(format!(
+                        "ConsumerARN {arn} does not agree with the StreamARN or ConsumerName given; give the ConsumerARN alone."
+                    )));
+                }
+                (sa, n, Some(secs))
+            }
+            (None, Some(sa), Some(n)) => (sa, n, None),
+            _ => {
+                return Err(ApiError::invalid_argument(
+                    "Either ConsumerARN or both StreamARN and ConsumerName must be provided to identify the consumer.",
+                ))
+            }
+        };
+        let stream = self.resolve_name(None, Some(stream_arn))?;
+        let s = st.streams.get(&stream).cloned().ok_or_else(|| self.not_found(&stream))?;
+        let c = s
+            .consumers
+            .iter()
+            .find(|c| c.name == name && secs.is_none_or(|secs| c.created_ms.div_euclid(1000) == secs))
+            .cloned()
+            .ok_or_else(|| self.consumer_not_found(consumer_arn.unwrap_or(name), &stream))?;
+        Ok((s, c))
+    }
+
+    pub(crate) fn register_stream_consumer(
+        &self,
+        req: RegisterStreamConsumerInput,
+    ) -> Result<Output, ApiError> {
+        let name = self.resolve_name(None, Some(&req.stream_arn))?;
+        let now = self.clock.now_ms();
+        let mut st = self.state.lock();
+        let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
+        if !matches!(s.status, StreamStatus::Active | StreamStatus::Updating) {
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!(
+                    "Stream {name} under account {} is not ACTIVE (it is {}); register consumers once it is.",
+                    self.cfg.account_id,
+                    s.status.as_str()
+                ),
+            ));
+        }
+        if s.consumers.iter().any(|c| c.name == req.consumer_name) {
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!(
+                    "Consumer {} under stream {name} under account {} already exists.",
+                    req.consumer_name, self.cfg.account_id
+                ),
+            ));
+        }
+        if s.consumers.len() >= CONSUMERS_PER_STREAM_MAX {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Stream {name} under account {} has reached the limit of {CONSUMERS_PER_STREAM_MAX} consumers. Deregister a consumer first.",
+                    self.cfg.account_id
+                ),
+            ));
+        }
+        if s.consumers.iter().filter(|c| c.status == ConsumerStatus::Creating).count()
+            >= CONSUMERS_CREATING_MAX
+        {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Stream {name} under account {} already has {CONSUMERS_CREATING_MAX} consumers in CREATING. Retry when one is ACTIVE.",
+                    self.cfg.account_id
+                ),
+            ));
+        }
+        // A re-registered name must get a new ARN: its seconds must differ from any earlier one.
+        let mut created_ms = now;
+        if let Some(last) = s.consumers.iter().map(|c| c.created_ms).max() {
+            if last.div_euclid(1000) >= created_ms.div_euclid(1000) {
+                created_ms = (last.div_euclid(1000) + 1) * 1000;
+            }
+        }
+        let creating_ms = self.cfg.create_stream_ms as i64;
+        let c = ConsumerMeta {
+            name: req.consumer_name.clone(),
+            created_ms,
+            status: if creating_ms == 0 { ConsumerStatus::Active } else { ConsumerStatus::Creating },
+            status_until_ms: now + creating_ms,
+            tags: req.tags.unwrap_or_default(),
+        };
+        let mut next = (*s).clone();
+        next.consumers.push(c.clone());
+        let s = self.save(&mut st, next)?;
+        tracing::info!(stream = %name, consumer = %c.name, "consumer registered");
+        Ok(Output::RegisterStreamConsumer { consumer: Self::consumer_out(&s, &req.stream_arn, &c) })
+    }
+
+    pub(crate) fn deregister_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ApiError> {
+        let now = self.clock.now_ms();
+        let mut st = self.state.lock();
+        let (s, c) = self.find_consumer(
+            &st,
+            req.stream_arn.as_deref(),
+            req.consumer_name.as_deref(),
+            req.consumer_arn.as_deref(),
+        )?;
+        if c.status == ConsumerStatus::Deleting {
+            return Ok(Output::Empty);
+        }
+        let mut next = (*s).clone();
+        let deleting_ms = self.cfg.delete_stream_ms as i64;
+        if deleting_ms == 0 {
+            next.consumers.retain(|x| x.created_ms != c.created_ms || x.name != c.name);
+        } else if let Some(x) = next.consumers.iter_mut().find(|x| x.name == c.name) {
+            x.status = ConsumerStatus::Deleting;
+            x.status_until_ms = now + deleting_ms;
+        }
+        self.save(&mut st, next)?;
+        tracing::info!(stream = %s.name, consumer = %c.name, "consumer deregistered");
+        Ok(Output::Empty)
+    }
+
+    pub(crate) fn describe_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ApiError> {
+        let st = self.state.lock();
+        let (s, c) = self.find_consumer(
+            &st,
+            req.stream_arn.as_deref(),
+            req.consumer_name.as_deref(),
+            req.consumer_arn.as_deref(),
+        )?;
+        let stream_arn = self.stream_arn(&s.name);
+        Ok(Output::DescribeStreamConsumer {
+            consumer_description: ConsumerDescriptionOut {
+                consumer_name: c.name.clone(),
+                consumer_arn: c.arn(&stream_arn),
+                consumer_status: c.status.as_str(),
+                consumer_creation_timestamp: Timestamp(c.created_ms),
+                stream_arn,
+            },
+        })
+    }
+
+    pub(crate) fn list_stream_consumers(&self, req: ListStreamConsumersInput) -> Result<Output, ApiError> {
+        let name = self.resolve_name(None, Some(&req.stream_arn))?;
+        let now = self.clock.now_ms();
+        let s = self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
+        if let Some(ts) = req.stream_creation_timestamp {
+            if ts.0.div_euclid(1000) != s.created_ms.div_euclid(1000) {
+                return Err(self.not_found(&name));
+            }
+        }
+        // Consumers are listed in registration order; a page resumes after (created_ms, name).
+        let after: Option<(i64, String)> = match &req.next_token {
+            None => None,
+            Some(t) => {
+                let t = self.open_page_token(t, now)?;
+                if t.stream_incarnation != s.incarnation {
+                    return Err(ApiError::invalid_argument(
+                        "NextToken belongs to another stream: pass back the NextToken of the previous response unchanged.",
+                    ));
+                }
+                let (ms, n) = t.after.split_once(':').unwrap_or(("0", ""));
+                Some((ms.parse().unwrap_or(0), n.to_string()))
+            }
+        };
+        let limit = req.max_results.map_or(LIST_CONSUMERS_DEFAULT, |m| m.max(1) as usize);
+        let mut all: Vec<&ConsumerMeta> = s.consumers.iter().collect();
+        all.sort_by(|a, b| (a.created_ms, &a.name).cmp(&(b.created_ms, &b.name)));
+        let rest: Vec<&ConsumerMeta> = all
+            .into_iter()
+            .filter(|c| after.as_ref().is_none_or(|(ms, n)| (c.created_ms, &c.name) > (*ms, n)))
+            .collect();
+        let stream_arn = self.stream_arn(&s.name);
+        let page: Vec<ConsumerOut> =
+            rest.iter().take(limit).map(|c| Self::consumer_out(&s, &stream_arn, c)).collect();
+        let next_token = if rest.len() > limit {
+            let last = rest[limit - 1];
+            Some(self.seal_page_token(PageToken {
+                stream_incarnation: s.incarnation,
+                after: format!("{}:{}", last.created_ms, last.name),
+                issued_ms: now,
+                extra: Vec::new(),
+            })?)
+        } else {
+            None
+        };
+        Ok(Output::ListStreamConsumers { consumers: page, next_token })
+    }
+
+    /// CREATING consumers whose time is up become ACTIVE; DELETING ones disappear.
+    pub(crate) fn tick_consumers(&self, st: &mut State, now: i64) {
+        let due: Vec<Arc<StreamMeta>> = st
+            .streams
+            .values()
+            .filter(|s| {
+                s.consumers.iter().any(|c| c.status != ConsumerStatus::Active && c.status_until_ms <= now)
+            })
+            .cloned()
+            .collect();
+        for s in due {
+            let mut next = (*s).clone();
+            next.consumers.retain(|c| !(c.status == ConsumerStatus::Deleting && c.status_until_ms <= now));
+            for c in &mut next.consumers {
+                if c.status == ConsumerStatus::Creating && c.status_until_ms <= now {
+                    c.status = ConsumerStatus::Active;
+                }
+            }
+            if let Err(e) = self.save(st, next) {
+                tracing::error!(stream = %s.name, error = ?e, "cannot record a consumer status change; will retry");
+            }
+        }
+    }
+
+    /// Wakes the subscriptions of a shard log after records were appended to it.
+    pub(crate) fn notify_appended(&self, log_id: u64) {
+        if let Some(n) = self.appended.lock().get(&log_id) {
+            n.notify_waiters();
+        }
+    }
+
+    /// SubscribeToShard: checks the request (errors here are ordinary error responses) and starts
+    /// the subscription, whose events arrive on the returned channel. The caller sends
+    /// `initial-response` first.
+    pub async fn subscribe_to_shard(
+        self: &Arc<Self>,
+        body: Value,
+    ) -> Result<mpsc::Receiver<SubscribeEvent>, ApiError> {
+        if let Some(st) = self.state.try_lock() {
+            self.tick_locked(st, false);
+        }
+        let req: SubscribeToShardInput = input(body)?;
+        let (s, c) = {
+            let st = self.lock_state().await;
+            self.find_consumer(&st, None, None, Some(&req.consumer_arn))?
+        };
+        if c.status != ConsumerStatus::Active {
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!("Consumer {} is not ACTIVE (it is {}).", req.consumer_arn, c.status.as_str()),
+            ));
+        }
+        // The starting position follows GetShardIterator's rules (and messages) exactly.
+        let p = &req.starting_position;
+        let it = self
+            .get_shard_iterator(GetShardIteratorInput {
+                stream_name: Some(s.name.clone()),
+                shard_id: req.shard_id.clone(),
+                shard_iterator_type: p.r#type.clone(),
+                starting_sequence_number: p.sequence_number.clone(),
+                timestamp: p.timestamp,
+                ..Default::default()
+            })
+            .await?;
+        let Output::GetShardIterator { shard_iterator } = it else {
+            return Err(ApiError::internal("GetShardIterator answered something else"));
+        };
+        let it = ShardIteratorToken::open(&shard_iterator, &self.token_key)
+            .map_err(|_| ApiError::internal("a fresh iterator did not open"))?;
+        let shard = ShardId(it.shard_index);
+        let sh = s.shard(shard.0).ok_or_else(|| self.shard_not_found(&s.name, shard))?;
+        let now = self.clock.now_ms();
+        let key = (req.consumer_arn.clone(), shard.0);
+        let cancel = Arc::new(Notify::new());
+        let id: u64 = rand::random();
+        {
+            let mut subs = self.subscriptions.lock();
+            if let Some(old) = subs.get(&key) {
+                if now - old.started_ms < RESUBSCRIBE_MIN_MS {
+                    return Err(ApiError::new(
+                        ErrorKind::ResourceInUse,
+                        format!(
+                            "Another active subscription exists for consumer {} on shard {shard}. Subscribe again {} ms after the previous call.",
+                            req.consumer_arn, RESUBSCRIBE_MIN_MS
+                        ),
+                    ));
+                }
+                old.cancel.notify_one();
+            }
+            subs.insert(key.clone(), SubscriptionSlot { id, started_ms: now, cancel: cancel.clone() });
+        }
+        let appended =
+            self.appended.lock().entry(sh.log_id).or_insert_with(|| Arc::new(Notify::new())).clone();
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE_MAX);
+        let svc = self.clone();
+        let sub = Subscription {
+            consumer_arn: req.consumer_arn,
+            consumer_created_ms: c.created_ms,
+            incarnation: s.incarnation,
+            shard: shard.0,
+            position: it.position,
+            appended,
+            cancel,
+        };
+        tokio::spawn(async move {
+            svc.run_subscription(&sub, &tx).await;
+            let mut subs = svc.subscriptions.lock();
+            if subs.get(&key).is_some_and(|slot| slot.id == id) {
+                subs.remove(&key);
+            }
+        });
+        Ok(rx)
+    }
+
+    /// The current snapshot of the subscribed stream, if it and the consumer still exist.
+    async fn subscription_stream(&self, sub: &Subscription) -> Option<Arc<StreamMeta>> {
+        let st = self.lock_state().await;
+        let s = st.by_incarnation.get(&sub.incarnation).and_then(|n| st.streams.get(n))?.clone();
+        s.consumers
+            .iter()
+            .any(|c| {
+                c.created_ms == sub.consumer_created_ms
+                    && c.status == ConsumerStatus::Active
+                    && sub.consumer_arn.ends_with(&format!(
+                        "/consumer/{}:{}",
+                        c.name,
+                        c.created_ms.div_euclid(1000)
+                    ))
+            })
+            .then_some(s)
+    }
+
+    async fn run_subscription(&self, sub: &Subscription, tx: &mpsc::Sender<SubscribeEvent>) {
+        let started = self.clock.now_ms();
+        let mut position = sub.position;
+        let mut last_event_ms = i64::MIN;
+        let mut window_start_ms = started;
+        let mut window_bytes = 0usize;
+        loop {
+            let now = self.clock.now_ms();
+            if now - started >= SUBSCRIPTION_LIFETIME_MS {
+                return;
+            }
+            // Registered before reading, so an append after the read still wakes us.
+            let appended = sub.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            let Some(s) = self.subscription_stream(sub).await else {
+                return;
+            };
+            let Some(sh) = s.shard(sub.shard) else { return };
+            if now - window_start_ms >= 1000 {
+                window_start_ms = now;
+                window_bytes = 0;
+            }
+            let budget = SUBSCRIPTION_BYTES_PER_SEC.saturating_sub(window_bytes);
+            let (event, delivered, at_end) = if budget == 0 {
+                (None, 0, false)
+            } else {
+                match self.read_event(&s, sh, &mut position, budget, now) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(SubscribeEvent::Exception(e)).await;
+                        return;
+                    }
+                }
+            };
+            window_bytes += delivered;
+            if let Some(ev) = event {
+                if delivered > 0 || at_end || now - last_event_ms >= IDLE_EVENT_INTERVAL_MS {
+                    if tx.send(SubscribeEvent::Event(ev)).await.is_err() {
+                        return;
+                    }
+                    last_event_ms = now;
+                }
+            }
+            if at_end {
+                return;
+            }
+            if delivered > 0 && window_bytes < SUBSCRIPTION_BYTES_PER_SEC {
+                continue;
+            }
+            let next_idle_ms = (last_event_ms + IDLE_EVENT_INTERVAL_MS).max(now);
+            let mut wake_ms = next_idle_ms.min(started + SUBSCRIPTION_LIFETIME_MS);
+            if window_bytes >= SUBSCRIPTION_BYTES_PER_SEC {
+                wake_ms = wake_ms.min(window_start_ms + 1000);
+            }
+            let sleep = Duration::from_millis((wake_ms - now).max(1) as u64);
+            tokio::select! {
+                _ = &mut appended, if window_bytes < SUBSCRIPTION_BYTES_PER_SEC => {}
+                _ = sub.cancel.notified() => {
+                    let _ = tx
+                        .send(SubscribeEvent::Exception(ApiError::new(
+                            ErrorKind::ResourceInUse,
+                            format!(
+                                "A newer subscription for consumer {} on shard {} took over this one.",
+                                sub.consumer_arn,
+                                ShardId(sub.shard)
+                            ),
+                        )))
+                        .await;
+                    return;
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Reads from `position` (at most `budget` bytes) and builds the event: (event, bytes
+    /// delivered, whether this is the end of a closed shard).
+    fn read_event(
+        &self,
+        s: &StreamMeta,
+        sh: &ShardMeta,
+        position: &mut u64,
+        budget: usize,
+        now: i64,
+    ) -> Result<(Option<SubscribeToShardEventOut>, usize, bool), ApiError> {
+        let log = LogId(sh.log_id);
+        let failed = |e: kinesin_log::LogError| {
+            ApiError::internal(format!("Reading shard {} of stream {} failed ({e}).", sh.id(), s.name))
+        };
+        let horizon = self.log.seek_time(log, now - s.retention_ms()).map_err(failed)?;
+        let from = (*position).max(horizon);
+        let out = self.log.read(log, from, EVENT_RECORDS_MAX, budget).map_err(failed)?;
+        let tip = self.log.tip(log).map_err(failed)?;
+        let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
+        let next = out.next_seq_index.max(from);
+        let millis_behind = match out.records.last() {
+            _ if next >= tip => 0,
+            Some(last) => {
+                self.log.newest_arrival_ms(log).ok().flatten().map_or(0, |n| (n - last.arrival_ms).max(0))
+            }
+            None => 0,
+        };
+        let continuation = match out.records.last() {
+            Some(r) => sh.sequence_number(r.seq_index, r.arrival_ms),
+            // Nothing new: the last position read, so AFTER_SEQUENCE_NUMBER resumes here.
+            None => sh.sequence_number(next.saturating_sub(1), now),
+        };
+        *position = next;
+        let encryption = s.encryption_key_id.as_ref().map(|_| "KMS");
+        let records: Vec<RecordOut> =
+            out.records.into_iter().map(|r| crate::data::record_out(sh, r, encryption)).collect();
+        let at_end = sh.closed.as_ref().is_some_and(|c| next >= c.end_seq_index);
+        let event = SubscribeToShardEventOut {
+            records,
+            continuation_sequence_number: (!at_end).then(|| continuation.encode()),
+            millis_behind_latest: millis_behind,
+            child_shards: at_end.then(|| crate::data::child_shards(s, sh)),
+        };
+        Ok((Some(event), bytes, at_end))
+    }
+}
+
+/// What a subscription task needs to know about itself.
+struct Subscription {
+    consumer_arn: String,
+    consumer_created_ms: i64,
+    incarnation: u64,
+    shard: u32,
+    position: u64,
+    appended: Arc<Notify>,
+    cancel: Arc<Notify>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_arns_parse() {
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c.1:1700000000";
+        assert_eq!(
+            parse_consumer_arn(arn),
+            Some(("arn:aws:kinesis:us-east-1:000000000000:stream/s", "c.1", 1_700_000_000))
+        );
+        assert_eq!(parse_consumer_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s"), None);
+        assert_eq!(parse_consumer_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c"), None);
+    }
+}
