@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "KINESIN_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// TOML file of principals (`[[principal]]` with arn, access_key_id, secret_access_key, optional
+    /// session_token); every request must then carry a valid SigV4 signature of one of them
+    /// [default: none, any well-formed signature is accepted].
+    #[arg(long, env = "KINESIN_CREDENTIALS")]
+    credentials: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -100,7 +105,7 @@ impl ServeArgs {
             scalings_per_day,
             log_level
         );
-        fill!(tls_listen, tls_cert, tls_key);
+        fill!(tls_listen, tls_cert, tls_key, credentials);
         if self.init_stream.is_empty() {
             self.init_stream = file.init_stream;
         }
@@ -196,6 +201,14 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     }
     if args.tls_cert.is_some() != args.tls_key.is_some() {
         bail!("--tls-cert and --tls-key go together: the PEM certificate chain and its private key");
+    }
+
+    if let Some(path) = &args.credentials {
+        let credentials = kinesin_server::auth::Credentials::load(path).map_err(anyhow::Error::msg)?;
+        tracing::info!("signatures verified against {} principals of {}", credentials.len(), path.display());
+        if kinesin_server::auth::install(credentials).is_err() {
+            bail!("credentials were installed already");
+        }
     }
 
     let service = Arc::new(

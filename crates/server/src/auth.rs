@@ -306,6 +306,19 @@ session_token = "tok"
         assert_eq!(verify(&c, stale, body, now() + 3600), Err(ErrorKind::InvalidSignature));
     }
 
+    /// HTTP/2 requests have no Host header; the SDKs sign `:authority`, which is in the URI.
+    #[test]
+    fn http2_authority_is_the_host() {
+        let c = Credentials::from_toml(FILE).unwrap();
+        let body = b"{}";
+        let (mut parts, ()) = signed("AKIDALICE", "alice-secret", "us-east-1", body, None).into_parts();
+        parts.headers.remove("host");
+        parts.uri = "http://localhost:4567/".parse().unwrap();
+        assert!(c.verify(&parts, body, "us-east-1", now()).is_ok());
+        parts.uri = "http://localhost:4568/".parse().unwrap();
+        assert_eq!(c.verify(&parts, body, "us-east-1", now()).unwrap_err().kind, ErrorKind::InvalidSignature);
+    }
+
     #[test]
     fn session_tokens_must_match() {
         let c = Credentials::from_toml(FILE).unwrap();
