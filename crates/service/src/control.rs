@@ -10,7 +10,7 @@ use kinesin_wire::ids::{HashKeyRange, ShardId};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::PageToken;
 
-use crate::meta::{Change, ShardMeta, StreamMeta, StreamMode, StreamStatus};
+use crate::meta::{Change, ShardMeta, StreamMeta, StreamMode, StreamStatus, FIRST_RECORD_SEQ_INDEX};
 use crate::{meta_failure, parse_stream_arn, Service, State, TOKEN_LIFETIME_MS};
 
 /// Shards of a new ON_DEMAND stream (AWS starts them at 4 MiB/s of writes).
@@ -163,7 +163,8 @@ impl Service {
         }
         // Logs first: a crash before the metadata commit leaves only orphan logs, removed at start.
         // All shard logs are made durable together: one sync round, not one per shard.
-        let logs: Vec<(LogId, u64)> = shards.iter().map(|sh| (LogId(sh.log_id), 0)).collect();
+        let logs: Vec<(LogId, u64)> =
+            shards.iter().map(|sh| (LogId(sh.log_id), FIRST_RECORD_SEQ_INDEX)).collect();
         self.log.create_many(&logs).map_err(|e| {
             tracing::error!(error = %e, "cannot create the shard logs");
             ApiError::internal(format!(

@@ -75,6 +75,12 @@ impl StreamMode {
     }
 }
 
+/// Sequence index of a shard's first record. The shard's StartingSequenceNumber uses index 0, so
+/// every record's sequence number is strictly greater than it, and AFTER_SEQUENCE_NUMBER of the
+/// StartingSequenceNumber (what a consumer that has read nothing resumes from) starts at the first
+/// record. (Logs created before this constant started at 0; they keep working.)
+pub const FIRST_RECORD_SEQ_INDEX: u64 = 1;
+
 /// A shard that no longer takes writes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClosedShard {

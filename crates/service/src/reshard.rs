@@ -19,7 +19,9 @@ use kinesin_log::LogId;
 use kinesin_wire::error::ApiError;
 use kinesin_wire::ids::{HashKey, HashKeyRange};
 
-use crate::meta::{Change, ClosedShard, Counters, ShardMeta, StreamMeta, StreamStatus};
+use crate::meta::{
+    Change, ClosedShard, Counters, ShardMeta, StreamMeta, StreamStatus, FIRST_RECORD_SEQ_INDEX,
+};
 use crate::{meta_failure, Service, State};
 
 /// How long closing a shard waits for appends in flight before giving up.
@@ -281,7 +283,7 @@ impl Service {
                 c.end_seq_index = 0;
             }
         }
-        let logs: Vec<(LogId, u64)> = created.iter().map(|id| (LogId(*id), 0)).collect();
+        let logs: Vec<(LogId, u64)> = created.iter().map(|id| (LogId(*id), FIRST_RECORD_SEQ_INDEX)).collect();
         if let Err(e) = self.log.create_many(&logs) {
             undo(self);
             tracing::error!(error = %e, "cannot create the new shards' logs");

@@ -238,3 +238,28 @@ async fn sequence_numbers_increase_and_survive_restart() {
     let v = call(&svc, "GetRecords", json!({"ShardIterator": v["ShardIterator"], "Limit": 1})).await.unwrap();
     assert_eq!(v["Records"][0]["SequenceNumber"].as_str().unwrap(), seqs[10].encode());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_starting_sequence_number_comes_the_first_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let svc = open(dir.path(), &clock);
+    call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await.unwrap();
+    // Same second as the shard's creation: the record's number must still exceed the start.
+    let first = put(&svc, "s", "k", "first").await;
+    let shards = call(&svc, "ListShards", json!({"StreamName": "s"})).await.unwrap();
+    let start =
+        shards["Shards"][0]["SequenceNumberRange"]["StartingSequenceNumber"].as_str().unwrap().to_string();
+    let first_seq = first["SequenceNumber"].as_str().unwrap();
+    assert!(SequenceNumber::parse(first_seq).unwrap() > SequenceNumber::parse(&start).unwrap());
+    let v = call(
+        &svc,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+               "StartingSequenceNumber": start}),
+    )
+    .await
+    .unwrap();
+    let v = call(&svc, "GetRecords", json!({"ShardIterator": v["ShardIterator"]})).await.unwrap();
+    assert_eq!(v["Records"][0]["SequenceNumber"].as_str().unwrap(), first_seq);
+}
