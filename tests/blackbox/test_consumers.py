@@ -174,3 +174,19 @@ def test_subscribe_errors_before_the_stream(kinesis):
     with pytest.raises(ClientError) as e:
         events(kinesis, c["ConsumerARN"], shard="shardId-000000000009")
     assert error_code(e) == "ResourceNotFoundException"
+
+
+def test_newer_subscription_takes_over_after_5s(kinesis):
+    from botocore.exceptions import EventStreamError
+
+    _, arn = make_stream(kinesis)
+    c = register(kinesis, arn)
+    old = iter(events(kinesis, c["ConsumerARN"]))
+    next(old)
+    time.sleep(5.3)
+    new = iter(events(kinesis, c["ConsumerARN"]))
+    assert "SubscribeToShardEvent" in next(new)
+    with pytest.raises(EventStreamError) as e:
+        for _ in range(5):
+            next(old)
+    assert e.value.response["Error"]["Code"] == "ResourceInUseException"

@@ -419,7 +419,9 @@ impl Service {
     async fn run_subscription(&self, sub: &Subscription, tx: &mpsc::Sender<SubscribeEvent>) {
         let started = self.clock.now_ms();
         let mut position = sub.position;
-        let mut last_event_ms = i64::MIN;
+        // As if an event had just fallen due: the first one goes out at once (no i64::MIN
+        // arithmetic, which overflows).
+        let mut last_event_ms = started - IDLE_EVENT_INTERVAL_MS;
         let mut window_start_ms = started;
         let mut window_bytes = 0usize;
         loop {
