@@ -189,12 +189,15 @@ impl Service {
                 return Err(dry_run());
             }
             // Records per shard, in request order.
+            // (A map from shard to its slot: a request may touch hundreds of shards.)
             let mut per_shard: Vec<(usize, Vec<usize>)> = Vec::new();
+            let mut slot_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
             for (i, r) in routed.iter().enumerate() {
-                match per_shard.iter_mut().find(|(sh, _)| *sh == r.shard) {
-                    Some((_, idx)) => idx.push(i),
-                    None => per_shard.push((r.shard, vec![i])),
-                }
+                let slot = *slot_of.entry(r.shard).or_insert_with(|| {
+                    per_shard.push((r.shard, Vec::new()));
+                    per_shard.len() - 1
+                });
+                per_shard[slot].1.push(i);
             }
             // Enter every gate first; never wait while holding one (see `reshard`).
             let mut gates = Vec::with_capacity(per_shard.len());
