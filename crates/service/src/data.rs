@@ -505,6 +505,13 @@ fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
             ErrorKind::ResourceNotFound,
             format!("Stream {} is being deleted; shard {} takes no more records.", s.name, sh.id()),
         ),
+        full if full.is_storage_full() => ApiError::new(
+            ErrorKind::InternalFailure,
+            format!(
+                "The disk holding the data directory is full ({full}); nothing was acknowledged and \
+                 nothing stored was harmed. Free space on that disk and retry."
+            ),
+        ),
         other => ApiError::new(
             ErrorKind::InternalFailure,
             format!("The record could not be stored durably ({other}); nothing was acknowledged. Retry."),
