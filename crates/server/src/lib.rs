@@ -363,7 +363,14 @@ async fn answer(service: &Arc<Service>, req: Request<Incoming>) -> Response<Body
         let kind = if op_known { ErrorKind::Serialization } else { ErrorKind::UnknownOperation };
         return protocol.error(&ApiError::bare(kind));
     }
-    let Some(mut value) = protocol.parse(op, &body) else {
+    // PutRecords in JSON, the hot path, is decoded in one pass when the body is plainly valid;
+    // anything else (including every error) takes the general path below.
+    let fast = match protocol {
+        Protocol::Json(_) if op == "PutRecords" => kinesin_wire::fast::put_records_json(&body),
+        _ => None,
+    };
+    let parsed = if fast.is_some() { Some(serde_json::Value::Null) } else { protocol.parse(op, &body) };
+    let Some(mut value) = parsed else {
         return protocol.error(&ApiError::bare(ErrorKind::Serialization));
     };
     if !op_known {
@@ -383,6 +390,12 @@ async fn answer(service: &Arc<Service>, req: Request<Incoming>) -> Response<Body
         }
     }
     drop(body);
+    if let Some(input) = fast {
+        return match service.put_records_decoded(input).await {
+            Ok(out) => protocol.output(&out),
+            Err(e) => protocol.error(&e),
+        };
+    }
     if let Err(e) = model().check_input(op, &mut value) {
         return protocol.error(&e);
     }

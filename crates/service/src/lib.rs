@@ -257,6 +257,18 @@ impl Service {
         }
     }
 
+    /// PutRecords with an input already decoded and checked on the one-pass path
+    /// (`kinesin_wire::fast`); the same as `call("PutRecords", ...)` otherwise.
+    pub async fn put_records_decoded(
+        &self,
+        req: kinesin_wire::ops::PutRecordsInput,
+    ) -> Result<Output, ApiError> {
+        if let Some(st) = self.state.try_lock() {
+            self.tick_locked(st, false);
+        }
+        self.put_records(req).await
+    }
+
     /// Applies due status transitions, on-demand scaling and, now and then, retention. Cheap when
     /// nothing is due; called by the server's background thread (and, without scaling, before
     /// every operation).

@@ -4,6 +4,7 @@
 pub mod cbor;
 pub mod error;
 pub mod eventstream;
+pub mod fast;
 pub mod ids;
 pub mod model;
 pub mod ops;
