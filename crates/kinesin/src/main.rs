@@ -8,6 +8,11 @@ mod serve;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the request path allocates per record (decoded data, keys, response strings); glibc's
+/// malloc was ~20% of the server's CPU under put-100b (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "kinesin", version, about = "A self-hosted Amazon Kinesis Data Streams server")]
 struct Cli {
