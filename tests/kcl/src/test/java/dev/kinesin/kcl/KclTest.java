@@ -1,0 +1,310 @@
+package dev.kinesin.kcl;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.core.SdkBytes;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.cloudwatch.CloudWatchAsyncClient;
+import software.amazon.awssdk.services.dynamodb.DynamoDbAsyncClient;
+import software.amazon.awssdk.services.dynamodb.model.AttributeValue;
+import software.amazon.awssdk.services.dynamodb.model.BillingMode;
+import software.amazon.awssdk.services.dynamodb.model.KeyType;
+import software.amazon.awssdk.services.dynamodb.model.ProjectionType;
+import software.amazon.awssdk.services.dynamodb.model.ScalarAttributeType;
+import software.amazon.awssdk.services.kinesis.KinesisAsyncClient;
+import software.amazon.awssdk.services.kinesis.model.PutRecordsRequestEntry;
+import software.amazon.awssdk.services.kinesis.model.PutRecordsResultEntry;
+import software.amazon.awssdk.services.kinesis.model.StreamStatus;
+import software.amazon.kinesis.common.ConfigsBuilder;
+import software.amazon.kinesis.common.InitialPositionInStream;
+import software.amazon.kinesis.common.InitialPositionInStreamExtended;
+import software.amazon.kinesis.common.KinesisClientUtil;
+import software.amazon.kinesis.coordinator.Scheduler;
+import software.amazon.kinesis.lifecycle.events.InitializationInput;
+import software.amazon.kinesis.lifecycle.events.LeaseLostInput;
+import software.amazon.kinesis.lifecycle.events.ProcessRecordsInput;
+import software.amazon.kinesis.lifecycle.events.ShardEndedInput;
+import software.amazon.kinesis.lifecycle.events.ShutdownRequestedInput;
+import software.amazon.kinesis.metrics.NullMetricsFactory;
+import software.amazon.kinesis.processor.ShardRecordProcessor;
+import software.amazon.kinesis.retrieval.KinesisClientRecord;
+import software.amazon.kinesis.retrieval.polling.PollingConfig;
+
+/**
+ * An unmodified KCL 3.x application (the Scheduler with ConfigsBuilder's defaults) against the
+ * kinesin binary, leases in dynalite. The Kinesis client is KCL's own
+ * (`KinesisClientUtil.createKinesisAsyncClient`: Netty, HTTP/2 prior knowledge over cleartext,
+ * CBOR); only endpoint, region and credentials are set. Metrics go to `NullMetricsFactory`, so
+ * nothing is sent to CloudWatch. Each run writes RECORDS records with distinct partition keys to
+ * a SHARDS-shard stream, lets KCL process them from TRIM_HORIZON, checkpointing after every batch,
+ * and passes when every record was processed with the sequence number PutRecords gave it and the
+ * lease table holds, for every shard, the shard's last sequence number as its checkpoint.
+ * Run 1 reads through enhanced fan-out (KCL's default: RegisterStreamConsumer, SubscribeToShard),
+ * run 2 through polling (`PollingConfig`: GetShardIterator, GetRecords).
+ */
+class KclTest {
+    private static final int SHARDS = 4;
+    private static final int RECORDS = 2000;
+    private static final Duration RUN_TIMEOUT = Duration.ofSeconds(120);
+    private static final StaticCredentialsProvider CREDENTIALS =
+            StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test"));
+    private static Processes kinesin;
+    private static Processes dynalite;
+
+    @BeforeAll
+    static void start() throws Exception {
+        kinesin = Processes.kinesin();
+        dynalite = Processes.dynalite();
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (kinesin != null) {
+            kinesin.close();
+        }
+        if (dynalite != null) {
+            dynalite.close();
+        }
+    }
+
+    @Test
+    void enhancedFanOut() throws Exception {
+        run("kcl-efo", false);
+    }
+
+    @Test
+    void polling() throws Exception {
+        run("kcl-polling", true);
+    }
+
+    /** What the record processors saw, shared by all of them. */
+    private static final class Seen {
+        /** partition key → sequence numbers it was delivered with (more than one: a duplicate). */
+        final Map<String, List<String>> byKey = new ConcurrentHashMap<>();
+        final AtomicInteger batches = new AtomicInteger();
+        final Map<String, String> shardEnded = new ConcurrentHashMap<>();
+    }
+
+    private static final class Processor implements ShardRecordProcessor {
+        private final Seen seen;
+        private String shardId;
+
+        Processor(Seen seen) {
+            this.seen = seen;
+        }
+
+        @Override
+        public void initialize(InitializationInput in) {
+            shardId = in.shardId();
+        }
+
+        @Override
+        public void processRecords(ProcessRecordsInput in) {
+            for (KinesisClientRecord r : in.records()) {
+                String data = StandardCharsets.UTF_8.decode(r.data()).toString();
+                if (!data.equals("data of " + r.partitionKey())) {
+                    throw new IllegalStateException("record " + r.partitionKey() + " has data " + data);
+                }
+                seen.byKey.computeIfAbsent(r.partitionKey(), k -> new ArrayList<>()).add(r.sequenceNumber());
+            }
+            seen.batches.incrementAndGet();
+            try {
+                in.checkpointer().checkpoint();
+            } catch (Exception e) {
+                throw new IllegalStateException("checkpoint on " + shardId + " failed", e);
+            }
+        }
+
+        @Override
+        public void leaseLost(LeaseLostInput in) {}
+
+        @Override
+        public void shardEnded(ShardEndedInput in) {
+            seen.shardEnded.put(shardId, "yes");
+            try {
+                in.checkpointer().checkpoint();
+            } catch (Exception e) {
+                throw new IllegalStateException("SHARD_END checkpoint on " + shardId + " failed", e);
+            }
+        }
+
+        @Override
+        public void shutdownRequested(ShutdownRequestedInput in) {
+            try {
+                in.checkpointer().checkpoint();
+            } catch (Exception e) {
+                throw new IllegalStateException("shutdown checkpoint on " + shardId + " failed", e);
+            }
+        }
+    }
+
+    private static void run(String name, boolean polling) throws Exception {
+        long t0 = System.nanoTime();
+        KinesisAsyncClient kinesis = KinesisClientUtil.createKinesisAsyncClient(KinesisAsyncClient.builder()
+                .endpointOverride(kinesin.endpoint).region(Region.US_EAST_1).credentialsProvider(CREDENTIALS));
+        DynamoDbAsyncClient dynamo = DynamoDbAsyncClient.builder().endpointOverride(dynalite.endpoint)
+                .region(Region.US_EAST_1).credentialsProvider(CREDENTIALS).build();
+        // Never called (NullMetricsFactory); pointed at a closed port so that a call would fail loudly.
+        CloudWatchAsyncClient cloudWatch = CloudWatchAsyncClient.builder().endpointOverride(URI.create("http://127.0.0.1:9"))
+                .region(Region.US_EAST_1).credentialsProvider(CREDENTIALS).build();
+
+        // The stream and its records: partition key i → data "data of key-i".
+        kinesis.createStream(r -> r.streamName(name).shardCount(SHARDS)).join();
+        while (kinesis.describeStreamSummary(r -> r.streamName(name)).join().streamDescriptionSummary().streamStatus()
+                != StreamStatus.ACTIVE) {
+            Thread.sleep(50);
+        }
+        Map<String, PutRecordsResultEntry> put = new HashMap<>();
+        for (int from = 0; from < RECORDS; from += 500) {
+            List<PutRecordsRequestEntry> entries = new ArrayList<>();
+            for (int i = from; i < Math.min(RECORDS, from + 500); i++) {
+                String key = name + "-key-" + i;
+                entries.add(PutRecordsRequestEntry.builder().partitionKey(key)
+                        .data(SdkBytes.fromString("data of " + key, StandardCharsets.UTF_8)).build());
+            }
+            var out = kinesis.putRecords(r -> r.streamName(name).records(entries)).join();
+            assertEquals(0, out.failedRecordCount());
+            for (int i = 0; i < entries.size(); i++) {
+                put.put(entries.get(i).partitionKey(), out.records().get(i));
+            }
+        }
+        // The last sequence number of every shard: where its checkpoint must end.
+        Map<String, String> lastSeq = new TreeMap<>();
+        for (PutRecordsResultEntry e : put.values()) {
+            lastSeq.merge(e.shardId(), e.sequenceNumber(),
+                    (a, b) -> new java.math.BigInteger(a).compareTo(new java.math.BigInteger(b)) >= 0 ? a : b);
+        }
+        assertEquals(SHARDS, lastSeq.size(), "records landed on every shard");
+
+        createLeaseTable(dynamo, name);
+        Seen seen = new Seen();
+        ConfigsBuilder cfg = new ConfigsBuilder(name, name, kinesis, dynamo, cloudWatch,
+                "worker-" + UUID.randomUUID(), () -> new Processor(seen));
+        var retrieval = cfg.retrievalConfig().initialPositionInStreamExtended(
+                InitialPositionInStreamExtended.newInitialPosition(InitialPositionInStream.TRIM_HORIZON));
+        if (polling) {
+            retrieval.retrievalSpecificConfig(new PollingConfig(name, kinesis));
+        }
+        // Timing only, for a short CI run: KCL sleeps shardSyncIntervalMillis (60 s) after the
+        // first shard sync of a new application, and its leader assigns leases every
+        // leaseAssignmentIntervalMillis (20 s). Nothing about how KCL talks to Kinesis changes.
+        var leases = cfg.leaseManagementConfig().shardSyncIntervalMillis(2_000).leaseAssignmentIntervalMillis(2_000L);
+        Scheduler scheduler = new Scheduler(cfg.checkpointConfig(), cfg.coordinatorConfig(), leases,
+                cfg.lifecycleConfig(), cfg.metricsConfig().metricsFactory(new NullMetricsFactory()),
+                cfg.processorConfig(), retrieval);
+        Thread worker = new Thread(scheduler, name + "-scheduler");
+        worker.setDaemon(true);
+        worker.start();
+        long started = System.nanoTime();
+
+        Map<String, String> checkpoints = Map.of();
+        long deadline = started + RUN_TIMEOUT.toNanos();
+        boolean done = false;
+        while (System.nanoTime() < deadline) {
+            checkpoints = checkpoints(dynamo, name);
+            if (seen.byKey.size() == RECORDS && checkpoints.equals(lastSeq)) {
+                done = true;
+                break;
+            }
+            Thread.sleep(250);
+        }
+        long processedMs = (System.nanoTime() - started) / 1_000_000;
+        try {
+            assertTrue(done, name + ": after " + RUN_TIMEOUT.toSeconds() + " s KCL had processed " + seen.byKey.size()
+                    + " of " + RECORDS + " records; checkpoints " + checkpoints + ", expected " + lastSeq
+                    + "\nlease table:\n" + leases(dynamo, name) + "\nkinesin log tail:\n" + kinesin.logTail(4000) + "\ndynalite log tail:\n" + dynalite.logTail(2000));
+            for (Map.Entry<String, PutRecordsResultEntry> e : put.entrySet()) {
+                assertEquals(List.of(e.getValue().sequenceNumber()), seen.byKey.get(e.getKey()),
+                        "record " + e.getKey() + " processed once, with PutRecords' sequence number");
+            }
+        } finally {
+            boolean stopped = scheduler.startGracefulShutdown().get(60, TimeUnit.SECONDS);
+            worker.join(30_000);
+            System.out.printf("kcl %s: %d records in %d batches processed and checkpointed %d ms after the Scheduler started"
+                    + " (%d ms with stream set-up and puts); graceful shutdown %s%n", polling ? "polling" : "enhanced fan-out",
+                    seen.byKey.size(), seen.batches.get(), processedMs, (System.nanoTime() - t0) / 1_000_000,
+                    stopped ? "ok" : "incomplete");
+            kinesis.close();
+            dynamo.close();
+            cloudWatch.close();
+        }
+    }
+
+    /**
+     * The lease table as KCL 3.x would create it, with its `LeaseOwnerToLeaseKeyIndex` GSI, made
+     * beforehand (as infrastructure code would): dynalite cannot add a GSI to an existing table
+     * (it validates UpdateTable's GlobalSecondaryIndexUpdates.Create, asking for a
+     * ProvisionedThroughput even on a PAY_PER_REQUEST table, then ignores it), which is how KCL
+     * adds it. KCL finds the table and the index ACTIVE and goes on.
+     */
+    private static void createLeaseTable(DynamoDbAsyncClient dynamo, String table) {
+        dynamo.createTable(r -> r.tableName(table)
+                .attributeDefinitions(
+                        a -> a.attributeName("leaseKey").attributeType(ScalarAttributeType.S),
+                        a -> a.attributeName("leaseOwner").attributeType(ScalarAttributeType.S))
+                .keySchema(k -> k.attributeName("leaseKey").keyType(KeyType.HASH))
+                .billingMode(BillingMode.PAY_PER_REQUEST)
+                .globalSecondaryIndexes(g -> g.indexName("LeaseOwnerToLeaseKeyIndex")
+                        .keySchema(k -> k.attributeName("leaseOwner").keyType(KeyType.HASH),
+                                k -> k.attributeName("leaseKey").keyType(KeyType.RANGE))
+                        .projection(p -> p.projectionType(ProjectionType.KEYS_ONLY))))
+                .join();
+    }
+
+    /** shard id → checkpoint, from the lease table (the table is named after the application). */
+    private static Map<String, String> checkpoints(DynamoDbAsyncClient dynamo, String table) {
+        try {
+            return scan(dynamo, table);
+        } catch (Exception e) {
+            return Map.of(); // the table does not exist yet
+        }
+    }
+
+    private static Map<String, String> scan(DynamoDbAsyncClient dynamo, String table) {
+        Map<String, String> out = new TreeMap<>();
+        Map<String, AttributeValue> start = null;
+        do {
+            final Map<String, AttributeValue> from = start;
+            var page = dynamo.scan(r -> r.tableName(table).consistentRead(true).exclusiveStartKey(from)).join();
+            for (Map<String, AttributeValue> item : page.items()) {
+                AttributeValue key = item.get("leaseKey");
+                AttributeValue checkpoint = item.get("checkpoint");
+                if (key != null && key.s() != null && key.s().startsWith("shardId-") && checkpoint != null) {
+                    out.put(key.s(), checkpoint.s());
+                }
+            }
+            start = page.hasLastEvaluatedKey() && !page.lastEvaluatedKey().isEmpty() ? page.lastEvaluatedKey() : null;
+        } while (start != null);
+        return out;
+    }
+
+    /** For failure messages: the lease table's items. */
+    static String leases(DynamoDbAsyncClient dynamo, String table) {
+        try {
+            return dynamo.scan(r -> r.tableName(table)).join().items().stream().map(Object::toString)
+                    .collect(Collectors.joining("\n"));
+        } catch (Exception e) {
+            return "(no lease table: " + e + ")";
+        }
+    }
+}
