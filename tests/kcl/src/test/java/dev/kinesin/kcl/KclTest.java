@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import java.math.BigInteger;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -65,6 +66,7 @@ import software.amazon.kinesis.retrieval.polling.PollingConfig;
 class KclTest {
     private static final int SHARDS = 4;
     private static final int RECORDS = 2000;
+    private static final int RECORDS_AFTER_SPLIT = 400;
     private static final Duration RUN_TIMEOUT = Duration.ofSeconds(120);
     private static final StaticCredentialsProvider CREDENTIALS =
             StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test"));
@@ -170,31 +172,12 @@ class KclTest {
 
         // The stream and its records: partition key i → data "data of key-i".
         kinesis.createStream(r -> r.streamName(name).shardCount(SHARDS)).join();
-        while (kinesis.describeStreamSummary(r -> r.streamName(name)).join().streamDescriptionSummary().streamStatus()
-                != StreamStatus.ACTIVE) {
-            Thread.sleep(50);
-        }
+        awaitActive(kinesis, name);
+        String streamArn = kinesis.describeStreamSummary(r -> r.streamName(name)).join().streamDescriptionSummary()
+                .streamARN();
         Map<String, PutRecordsResultEntry> put = new HashMap<>();
-        for (int from = 0; from < RECORDS; from += 500) {
-            List<PutRecordsRequestEntry> entries = new ArrayList<>();
-            for (int i = from; i < Math.min(RECORDS, from + 500); i++) {
-                String key = name + "-key-" + i;
-                entries.add(PutRecordsRequestEntry.builder().partitionKey(key)
-                        .data(SdkBytes.fromString("data of " + key, StandardCharsets.UTF_8)).build());
-            }
-            var out = kinesis.putRecords(r -> r.streamName(name).records(entries)).join();
-            assertEquals(0, out.failedRecordCount());
-            for (int i = 0; i < entries.size(); i++) {
-                put.put(entries.get(i).partitionKey(), out.records().get(i));
-            }
-        }
-        // The last sequence number of every shard: where its checkpoint must end.
-        Map<String, String> lastSeq = new TreeMap<>();
-        for (PutRecordsResultEntry e : put.values()) {
-            lastSeq.merge(e.shardId(), e.sequenceNumber(),
-                    (a, b) -> new java.math.BigInteger(a).compareTo(new java.math.BigInteger(b)) >= 0 ? a : b);
-        }
-        assertEquals(SHARDS, lastSeq.size(), "records landed on every shard");
+        putRecords(kinesis, name, 0, RECORDS, put);
+        assertEquals(SHARDS, lastSequenceNumbers(put).size(), "records landed on every shard");
 
         createLeaseTable(dynamo, name);
         Seen seen = new Seen();
@@ -217,37 +200,110 @@ class KclTest {
         worker.start();
         long started = System.nanoTime();
 
-        Map<String, String> checkpoints = Map.of();
-        long deadline = started + RUN_TIMEOUT.toNanos();
-        boolean done = false;
-        while (System.nanoTime() < deadline) {
-            checkpoints = checkpoints(dynamo, name);
-            if (seen.byKey.size() == RECORDS && checkpoints.equals(lastSeq)) {
-                done = true;
-                break;
-            }
-            Thread.sleep(250);
-        }
-        long processedMs = (System.nanoTime() - started) / 1_000_000;
+        long processedMs = -1;
+        long reshardedMs = -1;
         try {
-            assertTrue(done, name + ": after " + RUN_TIMEOUT.toSeconds() + " s KCL had processed " + seen.byKey.size()
-                    + " of " + RECORDS + " records; checkpoints " + checkpoints + ", expected " + lastSeq
-                    + "\nlease table:\n" + leases(dynamo, name) + "\nkinesin log tail:\n" + kinesin.logTail(4000) + "\ndynalite log tail:\n" + dynalite.logTail(2000));
+            awaitProcessed(name, dynamo, seen, put, null, started);
+            processedMs = (System.nanoTime() - started) / 1_000_000;
+
+            // Split shard 0 under the running application, then write more: KCL must finish the
+            // parent (SHARD_END checkpoint) and go on with both children.
+            long splitAt = System.nanoTime();
+            String parent = "shardId-000000000000";
+            BigInteger parentEnd = BigInteger.TWO.pow(128).divide(BigInteger.valueOf(SHARDS));
+            kinesis.splitShard(r -> r.streamName(name).shardToSplit(parent)
+                    .newStartingHashKey(parentEnd.divide(BigInteger.TWO).toString())).join();
+            awaitActive(kinesis, name);
+            putRecords(kinesis, name, RECORDS, RECORDS + RECORDS_AFTER_SPLIT, put);
+            assertEquals(SHARDS + 2, lastSequenceNumbers(put).size(), "records landed on both children");
+            awaitProcessed(name, dynamo, seen, put, parent, started);
+            reshardedMs = (System.nanoTime() - splitAt) / 1_000_000;
+
             for (Map.Entry<String, PutRecordsResultEntry> e : put.entrySet()) {
                 assertEquals(List.of(e.getValue().sequenceNumber()), seen.byKey.get(e.getKey()),
                         "record " + e.getKey() + " processed once, with PutRecords' sequence number");
             }
+            assertTrue(seen.shardEnded.containsKey(parent), "the processor of " + parent + " saw its end");
+            // Enhanced fan-out registers a consumer named after the application; polling does not.
+            List<String> consumers = kinesis.listStreamConsumers(r -> r.streamARN(streamArn)).join().consumers()
+                    .stream().map(c -> c.consumerName()).collect(Collectors.toList());
+            assertEquals(polling ? List.of() : List.of(name), consumers);
         } finally {
             boolean stopped = scheduler.startGracefulShutdown().get(60, TimeUnit.SECONDS);
             worker.join(30_000);
-            System.out.printf("kcl %s: %d records in %d batches processed and checkpointed %d ms after the Scheduler started"
-                    + " (%d ms with stream set-up and puts); graceful shutdown %s%n", polling ? "polling" : "enhanced fan-out",
-                    seen.byKey.size(), seen.batches.get(), processedMs, (System.nanoTime() - t0) / 1_000_000,
+            System.out.printf("kcl %s: %d records in %d batches processed and checkpointed; the first %d %d ms after the"
+                    + " Scheduler started, the %d written after a split %d ms after the split; %d ms in all; graceful"
+                    + " shutdown %s%n", polling ? "polling" : "enhanced fan-out", seen.byKey.size(), seen.batches.get(),
+                    RECORDS, processedMs, RECORDS_AFTER_SPLIT, reshardedMs, (System.nanoTime() - t0) / 1_000_000,
                     stopped ? "ok" : "incomplete");
             kinesis.close();
             dynamo.close();
             cloudWatch.close();
         }
+    }
+
+    private static void awaitActive(KinesisAsyncClient kinesis, String stream) throws InterruptedException {
+        while (kinesis.describeStreamSummary(r -> r.streamName(stream)).join().streamDescriptionSummary().streamStatus()
+                != StreamStatus.ACTIVE) {
+            Thread.sleep(50);
+        }
+    }
+
+    /** Writes records [from, to) (partition key "STREAM-key-i", data "data of " + key) into `put`. */
+    private static void putRecords(KinesisAsyncClient kinesis, String stream, int from, int to,
+            Map<String, PutRecordsResultEntry> put) {
+        for (int batch = from; batch < to; batch += 500) {
+            List<PutRecordsRequestEntry> entries = new ArrayList<>();
+            for (int i = batch; i < Math.min(to, batch + 500); i++) {
+                String key = stream + "-key-" + i;
+                entries.add(PutRecordsRequestEntry.builder().partitionKey(key)
+                        .data(SdkBytes.fromString("data of " + key, StandardCharsets.UTF_8)).build());
+            }
+            var out = kinesis.putRecords(r -> r.streamName(stream).records(entries)).join();
+            assertEquals(0, out.failedRecordCount());
+            for (int i = 0; i < entries.size(); i++) {
+                put.put(entries.get(i).partitionKey(), out.records().get(i));
+            }
+        }
+    }
+
+    /** shard id → the last sequence number written to it: where its checkpoint must end. */
+    private static Map<String, String> lastSequenceNumbers(Map<String, PutRecordsResultEntry> put) {
+        Map<String, String> last = new TreeMap<>();
+        for (PutRecordsResultEntry e : put.values()) {
+            last.merge(e.shardId(), e.sequenceNumber(),
+                    (a, b) -> new BigInteger(a).compareTo(new BigInteger(b)) >= 0 ? a : b);
+        }
+        return last;
+    }
+
+    /**
+     * Waits until every record in `put` was processed and every lease's checkpoint is its shard's
+     * last sequence number — SHARD_END for `closed` (whose lease KCL may also have cleaned up).
+     */
+    private static void awaitProcessed(String name, DynamoDbAsyncClient dynamo, Seen seen,
+            Map<String, PutRecordsResultEntry> put, String closed, long started) throws InterruptedException {
+        Map<String, String> expected = lastSequenceNumbers(put);
+        if (closed != null) {
+            expected.put(closed, "SHARD_END");
+        }
+        Map<String, String> checkpoints = Map.of();
+        long deadline = started + RUN_TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline) {
+            checkpoints = checkpoints(dynamo, name);
+            Map<String, String> cleaned = new TreeMap<>(expected);
+            if (closed != null && !checkpoints.containsKey(closed)) {
+                cleaned.remove(closed);
+            }
+            if (seen.byKey.keySet().containsAll(put.keySet()) && checkpoints.equals(cleaned)) {
+                return;
+            }
+            Thread.sleep(250);
+        }
+        fail(name + ": " + RUN_TIMEOUT.toSeconds() + " s after the Scheduler started KCL had processed "
+                + seen.byKey.size() + " of " + put.size() + " records; checkpoints " + checkpoints + ", expected "
+                + expected + "\nlease table:\n" + leases(dynamo, name) + "\nkinesin log tail:\n"
+                + kinesin.logTail(4000) + "\ndynalite log tail:\n" + dynalite.logTail(2000));
     }
 
     /**
