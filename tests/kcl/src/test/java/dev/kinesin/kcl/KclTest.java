@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Collectors;
@@ -52,16 +53,20 @@ import software.amazon.kinesis.retrieval.KinesisClientRecord;
 import software.amazon.kinesis.retrieval.polling.PollingConfig;
 
 /**
- * An unmodified KCL 3.x application (the Scheduler with ConfigsBuilder's defaults) against the
- * kinesin binary, leases in dynalite. The Kinesis client is KCL's own
+ * An unmodified KCL 3.x application (the Scheduler built from ConfigsBuilder) against the kinesin
+ * binary, leases in dynalite. The Kinesis client is KCL's own
  * (`KinesisClientUtil.createKinesisAsyncClient`: Netty, HTTP/2 prior knowledge over cleartext,
- * CBOR); only endpoint, region and credentials are set. Metrics go to `NullMetricsFactory`, so
- * nothing is sent to CloudWatch. Each run writes RECORDS records with distinct partition keys to
- * a SHARDS-shard stream, lets KCL process them from TRIM_HORIZON, checkpointing after every batch,
- * and passes when every record was processed with the sequence number PutRecords gave it and the
- * lease table holds, for every shard, the shard's last sequence number as its checkpoint.
- * Run 1 reads through enhanced fan-out (KCL's default: RegisterStreamConsumer, SubscribeToShard),
- * run 2 through polling (`PollingConfig`: GetShardIterator, GetRecords).
+ * CBOR); only endpoint, region and credentials are set on the clients. Metrics go to
+ * `NullMetricsFactory`, so nothing is sent to CloudWatch. Each run writes RECORDS records with
+ * distinct partition keys to a SHARDS-shard stream and lets KCL process them from TRIM_HORIZON,
+ * checkpointing after every batch; then splits shard 0 under the running application and writes
+ * RECORDS_AFTER_SPLIT more. It passes when every record was processed exactly once, with the
+ * sequence number PutRecords gave it, and the lease table holds each shard's last sequence number
+ * as its checkpoint — SHARD_END for the split parent, whose processor saw its end.
+ * Run 1 reads through enhanced fan-out (KCL's default: RegisterStreamConsumer, SubscribeToShard
+ * from TRIM_HORIZON on every shard, then the children), run 2 through polling (`PollingConfig`:
+ * GetShardIterator, GetRecords). ListShards with ShardFilter, DescribeStreamSummary and
+ * DescribeStreamConsumer come with both.
  */
 class KclTest {
     private static final int SHARDS = 4;
@@ -101,7 +106,10 @@ class KclTest {
 
     /** What the record processors saw, shared by all of them. */
     private static final class Seen {
-        /** partition key → sequence numbers it was delivered with (more than one: a duplicate). */
+        /**
+         * partition key → sequence numbers it was delivered with (more than one: a duplicate). A
+         * key belongs to one shard, but a shard may move between processor threads.
+         */
         final Map<String, List<String>> byKey = new ConcurrentHashMap<>();
         final AtomicInteger batches = new AtomicInteger();
         final Map<String, String> shardEnded = new ConcurrentHashMap<>();
@@ -127,7 +135,7 @@ class KclTest {
                 if (!data.equals("data of " + r.partitionKey())) {
                     throw new IllegalStateException("record " + r.partitionKey() + " has data " + data);
                 }
-                seen.byKey.computeIfAbsent(r.partitionKey(), k -> new ArrayList<>()).add(r.sequenceNumber());
+                seen.byKey.computeIfAbsent(r.partitionKey(), k -> new CopyOnWriteArrayList<>()).add(r.sequenceNumber());
             }
             seen.batches.incrementAndGet();
             try {
