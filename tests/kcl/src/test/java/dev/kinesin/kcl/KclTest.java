@@ -4,8 +4,15 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import java.io.ByteArrayInputStream;
+import java.io.OutputStream;
 import java.math.BigInteger;
 import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -55,8 +62,9 @@ import software.amazon.kinesis.retrieval.polling.PollingConfig;
 /**
  * An unmodified KCL 3.x application (the Scheduler built from ConfigsBuilder) against the kinesin
  * binary, leases in dynalite. The Kinesis client is KCL's own
- * (`KinesisClientUtil.createKinesisAsyncClient`: Netty, HTTP/2 prior knowledge over cleartext,
- * CBOR); only endpoint, region and credentials are set on the clients. Metrics go to
+ * (`KinesisClientUtil.createKinesisAsyncClient`: Netty, HTTP/2, CBOR); only endpoint, region and
+ * credentials are set on the clients, and the JVM's trust store holds kinesin's generated
+ * certificate. Metrics go to
  * `NullMetricsFactory`, so nothing is sent to CloudWatch. Each run writes RECORDS records with
  * distinct partition keys to a SHARDS-shard stream and lets KCL process them from TRIM_HORIZON,
  * checkpointing after every batch; then splits shard 0 under the running application and writes
@@ -64,8 +72,8 @@ import software.amazon.kinesis.retrieval.polling.PollingConfig;
  * sequence number PutRecords gave it, and the lease table holds each shard's last sequence number
  * as its checkpoint — SHARD_END for the split parent, whose processor saw its end.
  * Run 1 reads through enhanced fan-out (KCL's default: RegisterStreamConsumer, SubscribeToShard
- * from TRIM_HORIZON on every shard, then the children), run 2 through polling (`PollingConfig`:
- * GetShardIterator, GetRecords). ListShards with ShardFilter, DescribeStreamSummary and
+ * from TRIM_HORIZON on every shard, then the children) over TLS, run 2 through polling
+ * (`PollingConfig`: GetShardIterator, GetRecords) over cleartext HTTP/2; both at once. ListShards with ShardFilter, DescribeStreamSummary and
  * DescribeStreamConsumer come with both.
  */
 class KclTest {
@@ -76,12 +84,29 @@ class KclTest {
     private static final StaticCredentialsProvider CREDENTIALS =
             StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test"));
     private static Processes kinesin;
+    private static URI kinesinTls;
     private static Processes dynalite;
 
     @BeforeAll
     static void start() throws Exception {
-        kinesin = Processes.kinesin();
+        int tlsPort = Processes.freePort();
+        kinesin = Processes.kinesin(tlsPort);
+        kinesinTls = URI.create("https://127.0.0.1:" + tlsPort);
         dynalite = Processes.dynalite();
+        // KCL builds its own Netty client, so trust for kinesin's generated certificate comes
+        // through the JVM's default trust store, which that client uses when given none.
+        X509Certificate cert = (X509Certificate) CertificateFactory.getInstance("X.509")
+                .generateCertificate(new ByteArrayInputStream(Files.readAllBytes(kinesin.generatedCertificate())));
+        KeyStore store = KeyStore.getInstance("PKCS12");
+        store.load(null, null);
+        store.setCertificateEntry("kinesin", cert);
+        Path trustStore = Files.createTempFile("kinesin-trust-", ".p12");
+        try (OutputStream out = Files.newOutputStream(trustStore)) {
+            store.store(out, "kinesin".toCharArray());
+        }
+        System.setProperty("javax.net.ssl.trustStore", trustStore.toString());
+        System.setProperty("javax.net.ssl.trustStorePassword", "kinesin");
+        System.setProperty("javax.net.ssl.trustStoreType", "PKCS12");
     }
 
     @AfterAll
@@ -94,14 +119,16 @@ class KclTest {
         }
     }
 
+    /** Over TLS (KCL's client assumes HTTP/2 there too: no ALPN). */
     @Test
     void enhancedFanOut() throws Exception {
-        run("kcl-efo", false);
+        run("kcl-efo", false, kinesinTls);
     }
 
+    /** Over cleartext HTTP/2 (prior knowledge). */
     @Test
     void polling() throws Exception {
-        run("kcl-polling", true);
+        run("kcl-polling", true, kinesin.endpoint);
     }
 
     /** What the record processors saw, shared by all of them. */
@@ -168,10 +195,10 @@ class KclTest {
         }
     }
 
-    private static void run(String name, boolean polling) throws Exception {
+    private static void run(String name, boolean polling, URI endpoint) throws Exception {
         long t0 = System.nanoTime();
         KinesisAsyncClient kinesis = KinesisClientUtil.createKinesisAsyncClient(KinesisAsyncClient.builder()
-                .endpointOverride(kinesin.endpoint).region(Region.US_EAST_1).credentialsProvider(CREDENTIALS));
+                .endpointOverride(endpoint).region(Region.US_EAST_1).credentialsProvider(CREDENTIALS));
         DynamoDbAsyncClient dynamo = DynamoDbAsyncClient.builder().endpointOverride(dynalite.endpoint)
                 .region(Region.US_EAST_1).credentialsProvider(CREDENTIALS).build();
         // Never called (NullMetricsFactory); pointed at a closed port so that a call would fail loudly.
@@ -239,9 +266,9 @@ class KclTest {
         } finally {
             boolean stopped = scheduler.startGracefulShutdown().get(60, TimeUnit.SECONDS);
             worker.join(30_000);
-            System.out.printf("kcl %s: %d records in %d batches processed and checkpointed; the first %d %d ms after the"
+            System.out.printf("kcl %s over %s: %d records in %d batches processed and checkpointed; the first %d %d ms after the"
                     + " Scheduler started, the %d written after a split %d ms after the split; %d ms in all; graceful"
-                    + " shutdown %s%n", polling ? "polling" : "enhanced fan-out", seen.byKey.size(), seen.batches.get(),
+                    + " shutdown %s%n", polling ? "polling" : "enhanced fan-out", endpoint, seen.byKey.size(), seen.batches.get(),
                     RECORDS, processedMs, RECORDS_AFTER_SPLIT, reshardedMs, (System.nanoTime() - t0) / 1_000_000,
                     stopped ? "ok" : "incomplete");
             kinesis.close();

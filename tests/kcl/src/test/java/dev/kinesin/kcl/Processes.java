@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /** A server process for the test (kinesin or dynalite), its port and its log. */
 final class Processes implements AutoCloseable {
@@ -27,15 +29,30 @@ final class Processes implements AutoCloseable {
         this.endpoint = endpoint;
     }
 
-    /** kinesin on a free port (KINESIN_BIN, else ../../target/release/kinesin), plain HTTP. */
-    static Processes kinesin() throws Exception {
+    /**
+     * kinesin (KINESIN_BIN, else ../../target/release/kinesin) on a free plain port and, at
+     * `tlsPort`, a TLS one with the self-signed certificate it generates.
+     */
+    static Processes kinesin(int tlsPort) throws Exception {
         String bin = System.getenv().getOrDefault("KINESIN_BIN", "../../target/release/kinesin");
         if (!Files.isExecutable(Paths.get(bin))) {
             fail("kinesin binary not found at " + bin + "; build it (cargo build --release -p kinesin) or set KINESIN_BIN");
         }
         int port = freePort();
-        return start("kinesin", port, List.of(bin, "serve", "--ephemeral", "--listen", "127.0.0.1:" + port,
+        Processes p = start("kinesin", port, List.of(bin, "serve", "--ephemeral", "--listen", "127.0.0.1:" + port,
+                "--tls-listen", "127.0.0.1:" + tlsPort,
                 "--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0"));
+        p.waitForPort(tlsPort);
+        return p;
+    }
+
+    /** The path of the certificate kinesin generated, from its log. */
+    Path generatedCertificate() {
+        Matcher m = Pattern.compile("self-signed certificate \\(generated\\) (\\S+)").matcher(logTail(Integer.MAX_VALUE));
+        if (!m.find()) {
+            fail("kinesin did not log a generated certificate:\n" + logTail(4000));
+        }
+        return Paths.get(m.group(1));
     }
 
     /** dynalite (npm, installed into node_modules by `npm ci`), in memory, tables ACTIVE at once. */
@@ -53,20 +70,31 @@ final class Processes implements AutoCloseable {
     private static Processes start(String name, int port, List<String> cmd) throws Exception {
         Path log = Files.createTempFile(name + "-", ".log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Processes out = new Processes(name, p, log, URI.create("http://127.0.0.1:" + port));
+        out.waitForPort(port);
+        return out;
+    }
+
+    private void waitForPort(int port) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
         while (System.nanoTime() < deadline) {
-            if (!p.isAlive()) {
+            if (!process.isAlive()) {
                 fail(name + " exited early:\n" + Files.readString(log));
             }
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress("127.0.0.1", port), 200);
-                return new Processes(name, p, log, URI.create("http://127.0.0.1:" + port));
+                return;
             } catch (IOException e) {
                 Thread.sleep(50);
             }
         }
         fail(name + " did not listen on " + port + ":\n" + Files.readString(log));
-        return null;
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
     }
 
     /** The last `chars` characters of the log, without terminal colour codes. */
@@ -83,11 +111,5 @@ final class Processes implements AutoCloseable {
     public void close() throws InterruptedException {
         process.destroy();
         process.waitFor();
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
     }
 }
