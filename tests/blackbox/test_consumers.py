@@ -3,7 +3,8 @@
 Pins the consumer lifecycle and ARN format, the limits, DeleteStream's EnforceConsumerDeletion,
 and that SubscribeToShard (HTTP/1.1 chunked event stream) sends initial-response, pushes records
 appended after subscribing at once, refuses a resubscription within 5 s, and ends a closed shard
-with ChildShards and no ContinuationSequenceNumber.
+with ChildShards and no ContinuationSequenceNumber — at once when the split happens while
+subscribed.
 """
 import re
 import threading
@@ -163,6 +164,25 @@ def test_shard_end_after_split_has_child_shards(kinesis):
     assert [r["Data"] for e in evs for r in e["SubscribeToShardEvent"]["Records"]] == [b"before"]
     assert "ContinuationSequenceNumber" not in last
     assert sorted(ch["ShardId"] for ch in last["ChildShards"]) == ["shardId-000000000001", "shardId-000000000002"]
+
+
+def test_split_while_subscribed_ends_the_parent_at_once(kinesis):
+    # KCL finishes a parent shard (SHARD_END checkpoint, child leases) when its subscription
+    # delivers the shard end; that must not wait for the next 5 s idle event.
+    name, arn = make_stream(kinesis)
+    c = register(kinesis, arn)
+    kinesis.put_record(StreamName=name, PartitionKey="pk", Data=b"before")
+    it = iter(events(kinesis, c["ConsumerARN"], Type="TRIM_HORIZON"))
+    first = next(it)["SubscribeToShardEvent"]
+    assert [r["Data"] for r in first["Records"]] == [b"before"]
+    t0 = time.monotonic()
+    kinesis.split_shard(StreamName=name, ShardToSplit="shardId-000000000000",
+                        NewStartingHashKey=str(2 ** 127))
+    last = next(it)["SubscribeToShardEvent"]
+    waited = time.monotonic() - t0
+    assert "ContinuationSequenceNumber" not in last and last["Records"] == []
+    assert sorted(ch["ShardId"] for ch in last["ChildShards"]) == ["shardId-000000000001", "shardId-000000000002"]
+    assert waited < 1.0, f"the shard end came {waited:.1f} s after the split"
 
 
 def test_subscribe_errors_before_the_stream(kinesis):

@@ -306,6 +306,11 @@ impl Service {
         st.counters = counters;
         let next = Arc::new(next);
         st.streams.insert(next.name.clone(), next.clone());
+        // Subscriptions to a closed parent deliver its shard end now, not at their next idle
+        // event: KCL finishes the parent and starts the children on that event.
+        for id in &closing {
+            self.notify_appended(*id);
+        }
         Ok(next)
     }
 }
