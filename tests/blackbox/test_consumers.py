@@ -210,3 +210,20 @@ def test_newer_subscription_takes_over_after_5s(kinesis):
         for _ in range(5):
             next(old)
     assert e.value.response["Error"]["Code"] == "ResourceInUseException"
+
+
+@pytest.mark.parametrize("how", ["deregister", "delete_stream"])
+def test_deregister_or_delete_ends_open_subscriptions_at_once(kinesis, how):
+    name, arn = make_stream(kinesis)
+    c = register(kinesis, arn)
+    it = iter(events(kinesis, c["ConsumerARN"]))
+    next(it)  # the first (idle) event
+    t0 = time.monotonic()
+    if how == "deregister":
+        kinesis.deregister_stream_consumer(ConsumerARN=c["ConsumerARN"])
+    else:
+        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    rest = list(it)  # ends when the server ends the event stream
+    waited = time.monotonic() - t0
+    assert all("SubscribeToShardEvent" in e for e in rest), rest
+    assert waited < 2.0, f"the subscription ended {waited:.1f} s after {how}"

@@ -213,7 +213,10 @@ impl Service {
             x.status_until_ms = now + deleting_ms;
         }
         self.save(&mut st, next)?;
+        drop(st);
         tracing::info!(stream = %s.name, consumer = %c.name, "consumer deregistered");
+        // Its open subscriptions end now, not at their next idle event.
+        self.wake_subscriptions(&s);
         Ok(Output::Empty)
     }
 
@@ -309,6 +312,14 @@ impl Service {
     }
 
     /// Wakes the subscriptions of a shard log after records were appended to it.
+    /// Wakes every subscription to a shard of `s`, so that each looks at the stream again (after
+    /// a deregistration or a deletion: they end at once).
+    pub(crate) fn wake_subscriptions(&self, s: &StreamMeta) {
+        for sh in &s.shards {
+            self.notify_appended(sh.log_id);
+        }
+    }
+
     pub(crate) fn notify_appended(&self, log_id: u64) {
         if let Some(n) = self.appended.lock().get(&log_id) {
             n.notify_waiters();
@@ -402,6 +413,9 @@ impl Service {
     async fn subscription_stream(&self, sub: &Subscription) -> Option<Arc<StreamMeta>> {
         let st = self.lock_state().await;
         let s = st.by_incarnation.get(&sub.incarnation).and_then(|n| st.streams.get(n))?.clone();
+        if s.status == StreamStatus::Deleting {
+            return None;
+        }
         s.consumers
             .iter()
             .any(|c| {

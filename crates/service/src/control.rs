@@ -225,6 +225,8 @@ impl Service {
         self.save(&mut st, next)?;
         tracing::info!(stream = %name, "stream DELETING");
         drop(st);
+        // Subscriptions to its shards end now.
+        self.wake_subscriptions(&s);
         if self.cfg.delete_stream_ms == 0 {
             self.tick();
         }
