@@ -78,3 +78,18 @@ def test_unknown_and_deregistered_consumer_is_not_found(kinesis, consumer):
     with pytest.raises(ClientError) as e:
         kinesis.list_tags_for_resource(ResourceARN=arn)
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_reregistered_consumer_gets_a_new_arn_and_no_old_tags(kinesis, consumer):
+    """Regression: with instant deregistration (--delete-stream-ms 0) a consumer registered again
+    under the same name within the same second got the old ARN back, so the old ARN (and its
+    tags' owner) silently named the new consumer."""
+    stream, arn = consumer
+    kinesis.tag_resource(ResourceARN=arn, Tags={"a": "b"})
+    kinesis.deregister_stream_consumer(ConsumerARN=arn)
+    c = kinesis.register_stream_consumer(StreamARN=stream, ConsumerName="tagged")["Consumer"]
+    assert c["ConsumerARN"] != arn
+    assert tags_of(kinesis, c["ConsumerARN"]) == {}
+    with pytest.raises(ClientError) as e:
+        kinesis.describe_stream_consumer(ConsumerARN=arn)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"

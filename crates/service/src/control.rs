@@ -203,6 +203,7 @@ impl Service {
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
+            consumer_created_ms_last: 0,
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
