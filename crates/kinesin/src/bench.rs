@@ -14,6 +14,11 @@
 //! - `latency`: one writer sends PutRecord with its send time in the data, one reader polls
 //!   GetRecords from LATEST without pause; put-to-get latency p50/p99 (and the put's own latency).
 //!
+//! - `fanout`: enhanced fan-out push latency: a registered consumer subscribes to the shard
+//!   (SubscribeToShard, event stream decoded by `kinesin_wire::eventstream`), writers send
+//!   PutRecord one record at a time (or at `--rate` records/s); time from each PutRecord's 200
+//!   to the record's arrival in the subscription, p50/p90/p99/max (see `bench/fanout.rs`).
+//!
 //! Requests carry a well-formed SigV4 `Authorization` header and `X-Amz-Date`. The signature is
 //! derived from the key and date but not over the payload: kinesin (and the peers) do not verify
 //! signatures, and hashing every 700 KB body would spend client CPU the server needs.
@@ -36,6 +41,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod fanout;
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const ACCESS_KEY: &str = "AKIDKINESINBENCH";
@@ -73,13 +80,15 @@ pub enum Workload {
     Latency,
     /// PutRecords spread over a 1,000-shard stream.
     ManyShards,
+    /// Enhanced fan-out: PutRecord to SubscribeToShard event latency.
+    Fanout,
 }
 
 impl Workload {
     fn default_shards(self) -> u32 {
         match self {
             Workload::Put1k | Workload::Put100b => 4,
-            Workload::Get | Workload::Latency => 1,
+            Workload::Get | Workload::Latency | Workload::Fanout => 1,
             Workload::ManyShards => 1000,
         }
     }
@@ -87,7 +96,7 @@ impl Workload {
     fn default_record_bytes(self) -> usize {
         match self {
             Workload::Put1k | Workload::ManyShards => 1024,
-            Workload::Put100b | Workload::Get | Workload::Latency => 100,
+            Workload::Put100b | Workload::Get | Workload::Latency | Workload::Fanout => 100,
         }
     }
 }
@@ -105,18 +114,23 @@ pub struct BenchArgs {
     shards: Option<u32>,
     #[arg(long, value_enum, default_value = "put-1k")]
     workload: Workload,
-    /// Connections (one request in flight each). `latency` uses one writer and one reader.
+    /// Connections (one request in flight each). `latency` uses one writer and one reader;
+    /// `fanout` uses one writer, or with --rate up to this many.
     #[arg(long, default_value_t = 16)]
     connections: usize,
     /// How long to run, e.g. `10s`, `500ms`, `2m` [default: 10s unless --records is given].
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Stop after this many records (for `get`: how many to write before draining) [default for get: 500000].
+    /// Stop after this many records (for `get`: how many to write before draining) [default for get: 500000; fanout: 5000].
     #[arg(long)]
     records: Option<u64>,
     /// Bytes of data per record [default: 1024 for put-1k and many-shards, else 100].
     #[arg(long)]
     record_bytes: Option<usize>,
+    /// `fanout`: PutRecord calls per second on a steady schedule, by up to --connections writers;
+    /// 0 sends one at a time, each as soon as the previous one was acknowledged.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Records per PutRecords call (1..=500).
     #[arg(long, default_value_t = 500)]
     batch: usize,
@@ -262,6 +276,25 @@ impl Conn {
         result
     }
 
+    /// A call whose response body is read by the caller as it arrives (SubscribeToShard).
+    async fn stream_call(&mut self, op: &str, body: Bytes) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let target = self.target.clone();
+        let sender = self.connect().await?;
+        sender.ready().await?;
+        let req = Request::post("/")
+            .header("host", &target.host)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("{TARGET_PREFIX}{op}"))
+            .header("x-amz-date", &target.amz_date)
+            .header("authorization", &target.authorization)
+            .body(Full::new(body))?;
+        let result = sender.send_request(req).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        Ok(result?)
+    }
+
     /// A call that must succeed with 200; the error names the operation and the server's answer.
     async fn ok(&mut self, op: &str, body: serde_json::Value) -> Result<serde_json::Value> {
         let (status, body) = self.call(op, Bytes::from(body.to_string())).await?;
@@ -389,6 +422,20 @@ struct Report {
     put_to_get_p50_ms: Option<f64>,
     put_to_get_p99_ms: Option<f64>,
     put_to_get_max_ms: Option<f64>,
+    /// `fanout`: from PutRecord's 200 to the record's SubscribeToShard event.
+    ack_to_event_p50_ms: Option<f64>,
+    ack_to_event_p90_ms: Option<f64>,
+    ack_to_event_p99_ms: Option<f64>,
+    ack_to_event_max_ms: Option<f64>,
+    /// `fanout`: from PutRecord's send to the record's event.
+    send_to_event_p50_ms: Option<f64>,
+    send_to_event_p99_ms: Option<f64>,
+    /// `fanout`: events that arrived before their PutRecord's 200 (counted as 0 ms).
+    events_before_ack: Option<u64>,
+    /// `fanout`: acknowledged records that never arrived.
+    events_missing: Option<u64>,
+    /// `fanout`: SubscribeToShard calls (1 + renewals).
+    subscriptions: Option<u64>,
     first_error: Option<String>,
 }
 
@@ -799,6 +846,45 @@ async fn run(args: &BenchArgs) -> Result<Report> {
             report.put_to_get_max_ms = e2e.last().map(|&us| f64::from(us) / 1000.0);
             (elapsed, put_samples)
         }
+        Workload::Fanout => {
+            let records = args.records.unwrap_or(fanout::FANOUT_RECORDS_DEFAULT);
+            if records == 0 || records > fanout::FANOUT_RECORDS_MAX {
+                bail!("--records {records}: fanout tracks 1..={} records", fanout::FANOUT_RECORDS_MAX);
+            }
+            let budget = make_budget(Some(records));
+            let bar = progress_bar(records, "fanout");
+            let started = Instant::now();
+            let ticker = spawn_ticker(bar.clone(), counters.clone(), started, budget.clone(), record_bytes);
+            let job = fanout::FanoutJob {
+                target: target.clone(),
+                stream: stream.clone(),
+                shard: shard_ids[0].clone(),
+                record_bytes: record_bytes.max(LATENCY_HEADER_BYTES),
+                records,
+                rate: args.rate,
+                writers: args.connections,
+            };
+            let result = fanout::run_fanout(job, counters.clone(), budget.clone(), first_error.clone()).await;
+            let elapsed = started.elapsed();
+            budget.stop.store(true, Ordering::Relaxed);
+            let _ = ticker.await;
+            bar.finish_and_clear();
+            let mut r = result?;
+            r.ack_to_event_us.sort_unstable();
+            r.send_to_event_us.sort_unstable();
+            report.connections = if args.rate == 0 { 1 } else { args.connections };
+            report.batch = 1;
+            report.ack_to_event_p50_ms = percentile_ms(&r.ack_to_event_us, 0.50);
+            report.ack_to_event_p90_ms = percentile_ms(&r.ack_to_event_us, 0.90);
+            report.ack_to_event_p99_ms = percentile_ms(&r.ack_to_event_us, 0.99);
+            report.ack_to_event_max_ms = r.ack_to_event_us.last().map(|&us| f64::from(us) / 1000.0);
+            report.send_to_event_p50_ms = percentile_ms(&r.send_to_event_us, 0.50);
+            report.send_to_event_p99_ms = percentile_ms(&r.send_to_event_us, 0.99);
+            report.events_before_ack = Some(r.events_before_ack);
+            report.events_missing = Some(r.missing);
+            report.subscriptions = Some(r.subscriptions);
+            (elapsed, r.put_us)
+        }
     };
 
     let mut samples = samples;
@@ -914,7 +1000,7 @@ async fn run_latency(
 
 fn print_table(r: &Report, to_stderr: bool) {
     let ms = |v: Option<f64>| v.map(|v| format!("{v:.2} ms")).unwrap_or_else(|| "-".into());
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         (
             "server",
             if r.label.is_empty() { r.endpoint.clone() } else { format!("{} ({})", r.label, r.endpoint) },
@@ -933,8 +1019,23 @@ fn print_table(r: &Report, to_stderr: bool) {
         ("request p99", ms(r.request_p99_ms)),
         ("put-to-get p50", ms(r.put_to_get_p50_ms)),
         ("put-to-get p99", ms(r.put_to_get_p99_ms)),
-        ("errors", format!("{} requests, {} records", r.errors, r.failed_records)),
     ];
+    if r.workload == "fanout" {
+        rows.retain(|(k, _)| !k.starts_with("put-to-get") && *k != "batch" && !k.starts_with("MiB"));
+        let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        rows.extend([
+            ("ack-to-event p50", ms(r.ack_to_event_p50_ms)),
+            ("ack-to-event p90", ms(r.ack_to_event_p90_ms)),
+            ("ack-to-event p99", ms(r.ack_to_event_p99_ms)),
+            ("ack-to-event max", ms(r.ack_to_event_max_ms)),
+            ("send-to-event p50", ms(r.send_to_event_p50_ms)),
+            ("send-to-event p99", ms(r.send_to_event_p99_ms)),
+            ("events before ack", n(r.events_before_ack)),
+            ("events missing", n(r.events_missing)),
+            ("subscriptions", n(r.subscriptions)),
+        ]);
+    }
+    rows.extend([("errors", format!("{} requests, {} records", r.errors, r.failed_records))]);
     let mut out = String::new();
     for (k, v) in rows {
         out.push_str(&format!("  {k:<20} {v}\n"));

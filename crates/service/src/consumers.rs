@@ -170,9 +170,12 @@ impl Service {
                 ),
             ));
         }
-        // A re-registered name must get a new ARN: its seconds must differ from any earlier one.
+        // A re-registered name must get a new ARN: its seconds must differ from any earlier one,
+        // also from consumers already deregistered and gone (else an old ConsumerARN would name
+        // the new consumer).
         let mut created_ms = now;
-        if let Some(last) = s.consumers.iter().map(|c| c.created_ms).max() {
+        let last = s.consumers.iter().map(|c| c.created_ms).chain([s.consumer_created_ms_last]).max();
+        if let Some(last) = last.filter(|&l| l > 0) {
             if last.div_euclid(1000) >= created_ms.div_euclid(1000) {
                 created_ms = (last.div_euclid(1000) + 1) * 1000;
             }
@@ -187,6 +190,7 @@ impl Service {
         };
         let mut next = (*s).clone();
         next.consumers.push(c.clone());
+        next.consumer_created_ms_last = next.consumer_created_ms_last.max(created_ms);
         let s = self.save(&mut st, next)?;
         tracing::info!(stream = %name, consumer = %c.name, "consumer registered");
         Ok(Output::RegisterStreamConsumer { consumer: Self::consumer_out(&s, &req.stream_arn, &c) })

@@ -22,6 +22,19 @@ pub const MAX_RECORD_SIZE_KIB_DEFAULT: i64 = 1024;
 /// Streams that may be CREATING at once in an account.
 pub const CREATING_STREAMS_MAX: usize = 5;
 pub const TAGS_PER_STREAM_MAX: usize = 50;
+/// Tags on one consumer (AWS: 50, as for streams).
+pub const TAGS_PER_CONSUMER_MAX: usize = 50;
+
+/// What a TagResource / UntagResource / ListTagsForResource ResourceARN names.
+enum Resource {
+    Stream(String),
+    /// A consumer, by its stream, name and registration time (the ARN's identity).
+    Consumer {
+        stream: String,
+        name: String,
+        created_ms: i64,
+    },
+}
 /// DescribeStream, ListStreams: the most items one page holds, whatever Limit says.
 pub const DESCRIBE_STREAM_PAGE_MAX: i64 = 100;
 pub const LIST_STREAMS_PAGE_MAX: i64 = 100;
@@ -190,6 +203,7 @@ impl Service {
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
+            consumer_created_ms_last: 0,
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
@@ -589,38 +603,111 @@ impl Service {
         Ok(Output::ListTagsForStream { tags, has_more_tags: has_more })
     }
 
-    /// The stream a ResourceARN names. Consumer ARNs come with enhanced fan-out.
-    fn resource_stream(&self, arn: &str) -> Result<String, ApiError> {
+    /// What a ResourceARN names: a stream, or one of its consumers (AWS tags both).
+    fn resource(&self, arn: &str) -> Result<Resource, ApiError> {
         if arn.contains("/consumer/") {
-            return Err(ApiError::new(
-                ErrorKind::ResourceNotFound,
-                format!("Consumer {arn} not found. (kinesin does not implement stream consumers yet.)"),
-            ));
+            let st = self.state.lock();
+            let (s, c) = self.find_consumer(&st, None, None, Some(arn))?;
+            return Ok(Resource::Consumer { stream: s.name.clone(), name: c.name, created_ms: c.created_ms });
         }
         match parse_stream_arn(arn) {
-            Some(_) => self.resolve_name(None, Some(arn)),
+            Some(_) => Ok(Resource::Stream(self.resolve_name(None, Some(arn))?)),
             None => Err(ApiError::invalid_argument(format!(
                 "ResourceARN {arn} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>."
             ))),
         }
     }
 
+    /// The stream a resource-policy ResourceARN names. AWS also attaches policies to consumers;
+    /// kinesin keeps policies on streams only, so a consumer ARN is refused in words that say so.
+    fn resource_stream(&self, arn: &str) -> Result<String, ApiError> {
+        match self.resource(arn)? {
+            Resource::Stream(name) => Ok(name),
+            Resource::Consumer { .. } => Err(ApiError::invalid_argument(format!(
+                "ResourceARN {arn} names a consumer: kinesin keeps resource policies on streams only; use the stream's ARN."
+            ))),
+        }
+    }
+
+    /// Changes a consumer's tags with `change` and commits its stream's document.
+    fn change_consumer_tags(
+        &self,
+        stream: &str,
+        name: &str,
+        created_ms: i64,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let mut st = self.state.lock();
+        let s = st.streams.get(stream).cloned().ok_or_else(|| self.not_found(stream))?;
+        let mut next = (*s).clone();
+        let c = next.consumers.iter_mut().find(|c| c.name == name && c.created_ms == created_ms).ok_or_else(
+            || {
+                ApiError::new(
+                    ErrorKind::ResourceNotFound,
+                    format!(
+                        "Consumer {name} under stream {stream} under account {} not found.",
+                        self.cfg.account_id
+                    ),
+                )
+            },
+        )?;
+        change(&mut c.tags)?;
+        self.save(&mut st, next)?;
+        Ok(())
+    }
+
     pub(crate) fn tag_resource(&self, req: TagResourceInput) -> Result<Output, ApiError> {
-        let name = self.resource_stream(&req.resource_arn)?;
-        self.add_tags(&name, &req.tags)?;
+        match self.resource(&req.resource_arn)? {
+            Resource::Stream(name) => self.add_tags(&name, &req.tags)?,
+            Resource::Consumer { stream, name, created_ms } => {
+                let account = &self.cfg.account_id;
+                check_tag_chars(req.tags.keys().chain(req.tags.values()), "add tags to", &stream, account)?;
+                self.change_consumer_tags(&stream, &name, created_ms, |tags| {
+                    let mut next = tags.clone();
+                    next.extend(req.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    if next.len() > TAGS_PER_CONSUMER_MAX {
+                        return Err(ApiError::invalid_argument(format!(
+                            "Failed to add tags to consumer {name} of stream {stream} under account {account} because a given consumer cannot have more than {TAGS_PER_CONSUMER_MAX} tags associated with it."
+                        )));
+                    }
+                    *tags = next;
+                    Ok(())
+                })?;
+            }
+        }
         Ok(Output::Empty)
     }
 
     pub(crate) fn untag_resource(&self, req: UntagResourceInput) -> Result<Output, ApiError> {
-        let name = self.resource_stream(&req.resource_arn)?;
-        self.remove_tags(&name, &req.tag_keys)?;
+        match self.resource(&req.resource_arn)? {
+            Resource::Stream(name) => self.remove_tags(&name, &req.tag_keys)?,
+            Resource::Consumer { stream, name, created_ms } => {
+                check_tag_chars(req.tag_keys.iter(), "remove tags from", &stream, &self.cfg.account_id)?;
+                self.change_consumer_tags(&stream, &name, created_ms, |tags| {
+                    for k in &req.tag_keys {
+                        tags.remove(k);
+                    }
+                    Ok(())
+                })?;
+            }
+        }
         Ok(Output::Empty)
     }
 
     pub(crate) fn list_tags_for_resource(&self, req: ResourceArnInput) -> Result<Output, ApiError> {
-        let name = self.resource_stream(&req.resource_arn)?;
-        let s = self.find(Some(&name), None)?;
-        let tags = s.tags.iter().map(|(k, v)| TagOut { key: k.clone(), value: v.clone() }).collect();
+        let tags = match self.resource(&req.resource_arn)? {
+            Resource::Stream(name) => self.find(Some(&name), None)?.tags.clone(),
+            Resource::Consumer { stream, name, created_ms } => {
+                let st = self.state.lock();
+                let s = st.streams.get(&stream).ok_or_else(|| self.not_found(&stream))?;
+                s.consumers
+                    .iter()
+                    .find(|c| c.name == name && c.created_ms == created_ms)
+                    .map(|c| c.tags.clone())
+                    .unwrap_or_default()
+            }
+        };
+        let tags = tags.into_iter().map(|(key, value)| TagOut { key, value }).collect();
         Ok(Output::ListTagsForResource { tags })
     }
 

@@ -177,6 +177,10 @@ pub struct StreamMeta {
     /// Enhanced fan-out consumers, in registration order.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// The newest consumer registration time ever (deregistered ones included): a consumer
+    /// registered again under the same name must get a new ARN, whose seconds are after it.
+    #[serde(default)]
+    pub consumer_created_ms_last: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -359,6 +359,7 @@ mod tests {
             mode_switches_ms: Vec::new(),
             warm_throughput_mibps: None,
             consumers: Vec::new(),
+            consumer_created_ms_last: 0,
         };
         (s, c)
     }
