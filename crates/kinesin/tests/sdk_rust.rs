@@ -69,7 +69,13 @@ impl Drop for Server {
 /// An SDK client configured the way a user would: aws-config with static credentials, a
 /// region, and the endpoint override. Retries off so that errors surface as they are.
 async fn client(endpoint: &str) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDKINESINTEST", "secret", None, None, "test"))
         .endpoint_url(endpoint)
