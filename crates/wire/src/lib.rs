@@ -7,5 +7,6 @@ pub mod eventstream;
 pub mod ids;
 pub mod model;
 pub mod ops;
+pub mod policy;
 pub mod sigv4;
 pub mod token;
