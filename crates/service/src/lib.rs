@@ -351,6 +351,24 @@ impl Service {
         self.log.shutdown();
     }
 
+    /// The resource policy of the stream `arn` names (PutResourcePolicy), for authorization;
+    /// `None` when the stream is not found or has none. Consumer ARNs have none.
+    pub fn resource_policy(&self, arn: &str) -> Option<String> {
+        let (account, region, name) = parse_stream_arn(arn)?;
+        if account != self.cfg.account_id || region != self.cfg.region {
+            return None;
+        }
+        self.state.lock().streams.get(name)?.policy.clone()
+    }
+
+    /// The ARN of the consumer `consumer_name` of the stream `stream_arn` names, if registered.
+    pub fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
+        let (_, _, name) = parse_stream_arn(stream_arn)?;
+        let st = self.state.lock();
+        let c = st.streams.get(name)?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
+        Some(c.arn(stream_arn))
+    }
+
     pub(crate) fn stream_arn(&self, name: &str) -> String {
         format!("arn:aws:kinesis:{}:{}:stream/{}", self.cfg.region, self.cfg.account_id, name)
     }
