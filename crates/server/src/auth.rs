@@ -312,6 +312,25 @@ pub(crate) fn installed() -> Option<&'static Credentials> {
     INSTALLED.get()
 }
 
+/// Milliseconds since the Unix epoch by the system clock.
+pub(crate) fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The access key id a request presents (header or query-string form), verified or not, for
+/// the audit trail.
+pub(crate) fn presented_access_key(authorization: Option<&str>, query: Option<&str>) -> Option<String> {
+    let credential = match authorization {
+        Some(a) => a.split([',', ' ']).find_map(|p| p.trim().strip_prefix("Credential="))?.to_string(),
+        None => query?.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?.replace("%2F", "/"),
+    };
+    let key = credential.split('/').next()?;
+    (!key.is_empty() && key.len() <= 128).then(|| key.to_string())
+}
+
 /// Seconds since the Unix epoch by the system clock, which is what signers use.
 pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
