@@ -4,6 +4,8 @@
 pub mod cbor;
 pub mod error;
 pub mod eventstream;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod model;
 pub mod ops;
