@@ -9,6 +9,8 @@
 //!   StreamARN and ConsumerName, the ARN of the registered consumer of that name (or
 //!   `.../consumer/CNAME:*` when there is none — the call then fails as not found, if allowed).
 //! - RegisterStreamConsumer and ListStreamConsumers: the stream's ARN.
+//! - GetRecords: the ARN of the stream its (sealed) ShardIterator reads; `*` when the iterator
+//!   does not open (the call then fails as an invalid iterator, if allowed).
 //! - ListStreams, DescribeLimits, DescribeAccountSettings, UpdateAccountSettings: `*` — these
 //!   actions have no resource type on AWS, so only a statement whose Resource matches `*`
 //!   (e.g. `"Resource": "*"`) covers them.
@@ -19,7 +21,7 @@ use kinesin_service::Service;
 use kinesin_wire::policy::{Kind, Policy};
 
 /// The resource `op` acts on, per the table above. `body` has passed model validation.
-pub(crate) fn resource(op: &str, body: &Value, service: &Service) -> String {
+pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> String {
     let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let cfg = service.config();
     let stream = || -> Option<String> {
@@ -31,16 +33,21 @@ pub(crate) fn resource(op: &str, body: &Value, service: &Service) -> String {
     let resolved = match op {
         "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" | "UpdateAccountSettings" => None,
         "SubscribeToShard" | "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
-            field("ConsumerARN").map(str::to_string).or_else(|| {
-                let stream = stream()?;
-                let name = field("ConsumerName")?;
-                Some(
+            match (field("ConsumerARN"), stream(), field("ConsumerName")) {
+                (Some(arn), _, _) => Some(arn.to_string()),
+                (None, Some(stream), Some(name)) => Some(
                     service
                         .consumer_arn(&stream, name)
+                        .await
                         .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
-                )
-            })
+                ),
+                _ => None,
+            }
         }
+        "GetRecords" => match field("ShardIterator") {
+            Some(it) => service.iterator_stream_arn(it).await,
+            None => None,
+        },
         _ => field("ResourceARN").map(str::to_string).or_else(stream),
     };
     resolved.unwrap_or_else(|| "*".to_string())
@@ -48,11 +55,11 @@ pub(crate) fn resource(op: &str, body: &Value, service: &Service) -> String {
 
 /// The policy attached to `resource` (streams only: kinesin keeps no consumer policies), parsed.
 /// A stored document that no longer parses grants nothing and is logged.
-pub(crate) fn resource_policy(resource: &str, service: &Service) -> Option<Policy> {
+pub(crate) async fn resource_policy(resource: &str, service: &Service) -> Option<Policy> {
     if resource == "*" || resource.contains("/consumer/") {
         return None;
     }
-    let text = service.resource_policy(resource)?;
+    let text = service.resource_policy(resource).await?;
     match Policy::parse(&text, Kind::Resource) {
         Ok(p) => Some(p),
         Err(e) => {

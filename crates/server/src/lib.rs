@@ -541,8 +541,8 @@ async fn authorized_call(
         note.params = Some(audit::request_parameters(&value));
     }
     if let Some(p) = principal {
-        let resource = authz::resource(op, &value, service);
-        let resource_policy = authz::resource_policy(&resource, service);
+        let resource = authz::resource(op, &value, service).await;
+        let resource_policy = authz::resource_policy(&resource, service).await;
         p.authorize(&format!("kinesis:{op}"), &resource, resource_policy.as_ref())
             .map_err(|e| refused(note, e))?;
     }
