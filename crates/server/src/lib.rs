@@ -45,6 +45,11 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Connections served at once by default (`--max-connections`); more wait in the kernel's accept
 /// queue until one closes.
 pub const CONNECTIONS_MAX: usize = 4096;
+/// Request bodies held in memory at once, over all connections (KiB granularity): a request
+/// reserves its Content-Length (or `REQUEST_BODY_BYTES_MAX` when it has none) before reading its
+/// body and keeps it until answered, so many concurrent large requests wait instead of exhausting
+/// memory (128 HTTP/2 streams × 4,096 connections × 16 MiB would otherwise be possible).
+pub const REQUEST_BODIES_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// HTTP/1.1 headers one request may carry (the SDKs send about ten); more: 431.
 pub const HTTP1_HEADERS_MAX: usize = 100;
 /// HTTP/1.1 read buffer, which bounds the request line and headers together; more: 431.
@@ -411,6 +416,10 @@ async fn answer(
     if declared_bytes.is_some_and(|n| n > REQUEST_BODY_BYTES_MAX as u64) {
         return too_large();
     }
+    let reserved_kib = declared_bytes.unwrap_or(REQUEST_BODY_BYTES_MAX as u64).div_ceil(1024).max(1) as u32;
+    let Ok(_body_budget) = body_budget().acquire_many(reserved_kib).await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, Bytes::new());
+    };
     let body = match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -562,6 +571,12 @@ async fn authorized_call(
         note.response = audit::response_elements(&out.to_json());
     }
     Ok(protocol.output(&out))
+}
+
+/// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).
+fn body_budget() -> &'static Semaphore {
+    static BUDGET: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| Semaphore::new(REQUEST_BODIES_BYTES_MAX / 1024))
 }
 
 /// 413 for a body over `REQUEST_BODY_BYTES_MAX`, with a message that says the limit.
