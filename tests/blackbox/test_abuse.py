@@ -134,13 +134,27 @@ def test_slowloris_is_disconnected(srv):
     assert alive(srv)
 
 
-def test_idle_keepalive_connection_is_closed(srv):
-    with connect(srv) as s:
-        s.sendall(request_bytes(srv.port))
+def test_idle_connections_are_closed(server_factory):
+    # The header timer is long here: what closes these is the idle timeout.
+    idle = server_factory(ephemeral=True, args=["--header-read-timeout-secs", "60", "--idle-timeout-secs", "1"])
+    with connect(idle) as s:
+        s.sendall(request_bytes(idle.port))
         assert read_response(s).startswith(b"HTTP/1.1 200")
         t = time.time()
         assert closed_within(s, 6)
         assert 0.5 < time.time() - t < 6
+    # A client that connects and never sends a byte (hyper's header timer does not run before
+    # the protocol is known).
+    with connect(idle) as s:
+        t = time.time()
+        assert closed_within(s, 6)
+        assert time.time() - t < 6
+    # HTTP/2 (prior knowledge) after its preface and settings.
+    with connect(idle) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        t = time.time()
+        assert closed_within(s, 6)
+        assert time.time() - t < 6
 
 
 def test_connection_cap(server_factory):

@@ -84,8 +84,8 @@ pub struct ServeArgs {
     /// Connections served at once; more wait in the accept queue [default: 4096].
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Seconds a client has to send a request's headers before the connection is closed
-    /// [default: 10].
+    /// Seconds a client has to send a request's headers (HTTP/1.1; also the longest wait for the
+    /// next request on a keep-alive connection) before the connection is closed [default: 30].
     #[arg(long, env = "KINESIN_HEADER_READ_TIMEOUT_SECS")]
     header_read_timeout_secs: Option<u64>,
     /// Seconds a connection may stay idle (no request in flight, no bytes) before it is closed

@@ -55,8 +55,10 @@ pub const HTTP1_HEADERS_MAX: usize = 100;
 /// HTTP/1.1 read buffer, which bounds the request line and headers together; more: 431.
 pub const HTTP1_BUFFER_BYTES_MAX: usize = 64 * 1024;
 /// Default time a client has to send a request's headers (`--header-read-timeout-secs`): a
-/// slow-header (slowloris) connection is closed after it.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// slow-header (slowloris) connection is closed after it. hyper starts this clock when an HTTP/1.1
+/// connection opens and again when a response is done, so it also bounds the idle wait between
+/// keep-alive requests; 30 s (hyper's own default) keeps pooled SDK connections useful.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a connection may sit with no request in flight and no bytes moving
 /// (`--idle-timeout-secs`) before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
