@@ -81,6 +81,30 @@ pub struct ServeArgs {
     /// [default: none, any well-formed signature is accepted].
     #[arg(long, env = "KINESIN_CREDENTIALS")]
     credentials: Option<PathBuf>,
+    /// Connections served at once; more wait in the accept queue [default: 4096].
+    #[arg(long, env = "KINESIN_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (HTTP/1.1; also the longest wait for the
+    /// next request on a keep-alive connection) before the connection is closed [default: 30].
+    #[arg(long, env = "KINESIN_HEADER_READ_TIMEOUT_SECS")]
+    header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay idle (no request in flight, no bytes) before it is closed
+    /// [default: 120].
+    #[arg(long, env = "KINESIN_IDLE_TIMEOUT_SECS")]
+    idle_timeout_secs: Option<u64>,
+    /// File of the audit trail: one JSON line per control-plane call and per authentication or
+    /// authorization failure [default: none].
+    #[arg(long, env = "KINESIN_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+    /// Size at which the audit log rotates to <file>.1 [default: 104857600].
+    #[arg(long, env = "KINESIN_AUDIT_MAX_BYTES")]
+    audit_max_bytes: Option<u64>,
+    /// Rotated audit files kept [default: 5].
+    #[arg(long, env = "KINESIN_AUDIT_KEEP")]
+    audit_keep: Option<u32>,
+    /// Also audit data-plane calls (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard).
+    #[arg(long, env = "KINESIN_AUDIT_DATA_PLANE")]
+    audit_data_plane: Option<Option<bool>>,
 }
 
 impl ServeArgs {
@@ -106,6 +130,8 @@ impl ServeArgs {
             log_level
         );
         fill!(tls_listen, tls_cert, tls_key, credentials);
+        fill!(max_connections, header_read_timeout_secs, idle_timeout_secs);
+        fill!(audit_log, audit_max_bytes, audit_keep, audit_data_plane);
         if self.init_stream.is_empty() {
             self.init_stream = file.init_stream;
         }
@@ -211,6 +237,27 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
     }
 
+    let limits = server_limits(&args)?;
+    if let Some(path) = &args.audit_log {
+        let audit = kinesin_server::audit::AuditConfig {
+            path: path.clone(),
+            file_bytes_max: args.audit_max_bytes.unwrap_or(kinesin_server::audit::FILE_BYTES_MAX_DEFAULT),
+            keep: args.audit_keep.unwrap_or(kinesin_server::audit::KEEP_DEFAULT),
+            data_plane: matches!(args.audit_data_plane, Some(None) | Some(Some(true))),
+        };
+        if audit.file_bytes_max == 0 {
+            bail!("--audit-max-bytes 0: give the size at which the audit log rotates, e.g. 104857600");
+        }
+        tracing::info!(
+            "audit trail in {} ({}rotated at {} bytes, {} kept)",
+            path.display(),
+            if audit.data_plane { "data plane included, " } else { "" },
+            audit.file_bytes_max,
+            audit.keep
+        );
+        kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
+    }
+
     let service = Arc::new(
         Service::open(cfg, Clock::system())
             .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?,
@@ -269,7 +316,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 }
             })?
         };
-        kinesin_server::serve_all(listener, tls, service.clone(), shutdown_signal()).await;
+        kinesin_server::serve_with(listener, tls, service.clone(), limits, shutdown_signal()).await;
         stop.store(true, Ordering::Relaxed);
         let _ = ticker.join();
         anyhow::Ok(())
@@ -278,6 +325,29 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!("kinesin stopped");
     drop(temp);
     result
+}
+
+fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
+    let mut limits = kinesin_server::ServerLimits::default();
+    if let Some(n) = args.max_connections {
+        if n == 0 {
+            bail!("--max-connections 0 would serve nobody; give at least 1");
+        }
+        limits.connections_max = n;
+    }
+    if let Some(s) = args.header_read_timeout_secs {
+        if s == 0 {
+            bail!("--header-read-timeout-secs 0: give the seconds a client has to send its headers");
+        }
+        limits.header_read_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = args.idle_timeout_secs {
+        if s == 0 {
+            bail!("--idle-timeout-secs 0: give the seconds an idle connection is kept");
+        }
+        limits.idle_timeout = Duration::from_secs(s);
+    }
+    Ok(limits)
 }
 
 async fn shutdown_signal() {

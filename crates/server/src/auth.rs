@@ -14,16 +14,30 @@
 //! access_key_id = "AKIAPRODUCER"
 //! secret_access_key = "..."
 //! session_token = "..."        # optional: then every request must carry it
+//! # optional, any combination; see "Authorization" below
+//! policy = '''{"Statement": [{"Effect": "Allow", "Action": "kinesis:PutRecord*", "Resource": "*"}]}'''
+//! policies = ['''{...}''', '''{...}''']
+//! policy_file = "producer-policy.json"   # relative to the credentials file
 //! ```
+//!
+//! ## Authorization
+//!
+//! A principal with none of `policy`, `policies`, `policy_file` is an **admin**: it may call every
+//! operation (kinesin's behaviour before policies existed, kept so that existing credentials files
+//! keep working), though an explicit Deny in a stream's resource policy still binds it. A principal
+//! with any of them is evaluated strictly, as AWS does (`kinesin_wire::policy`): denied unless an
+//! identity policy or the resource's policy allows, and denied whenever either denies explicitly.
+//! `policies = []` therefore means "nothing".
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hyper::http::request::Parts;
 use serde::Deserialize;
 
 use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::policy::{self, Decision, Kind, Policy};
 use kinesin_wire::sigv4::{self, Form, Presented, Refusal};
 
 /// The signing name of the Kinesis service in credential scopes.
@@ -35,15 +49,63 @@ const UNRECOGNIZED: &str = "The security token included in the request is invali
 const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. \
      Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
-/// One identity that may sign requests.
-#[derive(Clone, Deserialize)]
+/// One `[[principal]]` as written in the file.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PrincipalEntry {
+    arn: String,
+    access_key_id: String,
+    secret_access_key: String,
+    #[serde(default)]
+    session_token: Option<String>,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default)]
+    policies: Option<Vec<String>>,
+    #[serde(default)]
+    policy_file: Option<PathBuf>,
+}
+
+/// One identity that may sign requests.
+#[derive(Clone)]
 pub struct Principal {
     pub arn: String,
     pub access_key_id: String,
     pub secret_access_key: String,
-    #[serde(default)]
     pub session_token: Option<String>,
+    /// Identity policies; `None`: an admin, allowed everything an explicit deny does not forbid.
+    pub policies: Option<Vec<Policy>>,
+}
+
+impl Principal {
+    /// The 12-digit account of the principal's ARN (empty when the ARN has none).
+    pub fn account_id(&self) -> &str {
+        policy::arn_account(&self.arn).unwrap_or("")
+    }
+
+    /// Decides whether this principal may perform `action` (`kinesis:PutRecord`) on `resource`
+    /// (a stream or consumer ARN, or `*`), given the resource's own policy; a denial is AWS's
+    /// `AccessDeniedException`.
+    pub fn authorize(
+        &self,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&Policy>,
+    ) -> Result<(), ApiError> {
+        let req = policy::Request { principal_arn: &self.arn, action, resource };
+        let (identity, admin) = match &self.policies {
+            Some(p) => (p.as_slice(), false),
+            None => (&[][..], true),
+        };
+        let decision = policy::evaluate(identity, admin, resource_policy, &req);
+        match decision.message(&req) {
+            None => Ok(()),
+            Some(m) => {
+                debug_assert!(decision != Decision::Allow);
+                Err(ApiError::new(ErrorKind::AccessDenied, m))
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Principal {
@@ -52,6 +114,7 @@ impl std::fmt::Debug for Principal {
         f.debug_struct("Principal")
             .field("arn", &self.arn)
             .field("access_key_id", &self.access_key_id)
+            .field("policies", &self.policies.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -60,7 +123,7 @@ impl std::fmt::Debug for Principal {
 #[serde(deny_unknown_fields)]
 struct CredentialsFile {
     #[serde(default)]
-    principal: Vec<Principal>,
+    principal: Vec<PrincipalEntry>,
 }
 
 /// The principals of a credentials file, by access key id.
@@ -70,8 +133,14 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Parses a credentials file's text; errors name the principal at fault.
+    /// Parses a credentials file's text; errors name the principal at fault. `policy_file`s are
+    /// read relative to the working directory.
     pub fn from_toml(text: &str) -> Result<Credentials, String> {
+        Credentials::from_toml_in(text, Path::new(""))
+    }
+
+    /// Parses a credentials file's text, reading `policy_file`s relative to `base`.
+    pub fn from_toml_in(text: &str, base: &Path) -> Result<Credentials, String> {
         let file: CredentialsFile = toml::from_str(text).map_err(|e| e.to_string())?;
         if file.principal.is_empty() {
             return Err(
@@ -104,7 +173,39 @@ impl Credentials {
                     p.arn, p.access_key_id
                 ));
             }
-            by_key.insert(p.access_key_id.clone(), p);
+            let at_fault = |e: String| format!("principal {n} ({}): {e}", p.arn);
+            let mut documents: Vec<(String, String)> = Vec::new();
+            if let Some(d) = &p.policy {
+                documents.push(("`policy`".into(), d.clone()));
+            }
+            for (i, d) in p.policies.iter().flatten().enumerate() {
+                documents.push((format!("`policies` entry {}", i + 1), d.clone()));
+            }
+            if let Some(f) = &p.policy_file {
+                let path = base.join(f);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| at_fault(format!("cannot read policy_file {}: {e}", path.display())))?;
+                documents.push((format!("policy_file {}", path.display()), text));
+            }
+            let policies = if p.policy.is_none() && p.policies.is_none() && p.policy_file.is_none() {
+                None
+            } else {
+                let parsed = documents
+                    .iter()
+                    .map(|(what, d)| {
+                        Policy::parse(d, Kind::Identity).map_err(|e| at_fault(format!("{what}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(parsed)
+            };
+            let principal = Principal {
+                arn: p.arn,
+                access_key_id: p.access_key_id,
+                secret_access_key: p.secret_access_key,
+                session_token: p.session_token,
+                policies,
+            };
+            by_key.insert(principal.access_key_id.clone(), principal);
         }
         Ok(Credentials { by_key })
     }
@@ -113,7 +214,8 @@ impl Credentials {
     pub fn load(path: &Path) -> Result<Credentials, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Credentials::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let base = path.parent().unwrap_or(Path::new(""));
+        Credentials::from_toml_in(&text, base).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     pub fn len(&self) -> usize {
@@ -208,6 +310,25 @@ pub fn install(credentials: Credentials) -> Result<(), Credentials> {
 /// The installed credentials, if any (none: signatures are not verified).
 pub(crate) fn installed() -> Option<&'static Credentials> {
     INSTALLED.get()
+}
+
+/// Milliseconds since the Unix epoch by the system clock.
+pub(crate) fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The access key id a request presents (header or query-string form), verified or not, for
+/// the audit trail.
+pub(crate) fn presented_access_key(authorization: Option<&str>, query: Option<&str>) -> Option<String> {
+    let credential = match authorization {
+        Some(a) => a.split([',', ' ']).find_map(|p| p.trim().strip_prefix("Credential="))?.to_string(),
+        None => query?.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?.replace("%2F", "/"),
+    };
+    let key = credential.split('/').next()?;
+    (!key.is_empty() && key.len() <= 128).then(|| key.to_string())
 }
 
 /// Seconds since the Unix epoch by the system clock, which is what signers use.
@@ -331,6 +452,68 @@ session_token = "tok"
         assert_eq!(verify(&c, missing, body, now()), Err(ErrorKind::UnrecognizedClient));
         let extra = signed("AKIDALICE", "alice-secret", "us-east-1", body, Some("tok"));
         assert_eq!(verify(&c, extra, body, now()), Err(ErrorKind::UnrecognizedClient));
+    }
+
+    #[test]
+    fn policies_loaded_and_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("reader.json"),
+            r#"{"Statement":{"Effect":"Allow","Action":["kinesis:Get*","kinesis:Describe*"],"Resource":"*"}}"#,
+        )
+        .unwrap();
+        let text = r#"
+[[principal]]
+arn = "arn:aws:iam::000000000000:user/admin"
+access_key_id = "AKIDADMIN"
+secret_access_key = "s"
+
+[[principal]]
+arn = "arn:aws:iam::000000000000:user/producer"
+access_key_id = "AKIDPRODUCER"
+secret_access_key = "s"
+policy = '''{"Statement":{"Effect":"Allow","Action":"kinesis:PutRecord*","Resource":"arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}'''
+
+[[principal]]
+arn = "arn:aws:iam::000000000000:user/reader"
+access_key_id = "AKIDREADER"
+secret_access_key = "s"
+policy_file = "reader.json"
+policies = ['''{"Statement":{"Effect":"Deny","Action":"kinesis:GetRecords","Resource":"*"}}''']
+
+[[principal]]
+arn = "arn:aws:iam::000000000000:user/nobody"
+access_key_id = "AKIDNOBODY"
+secret_access_key = "s"
+policies = []
+"#;
+        let c = Credentials::from_toml_in(text, dir.path()).unwrap();
+        let orders = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
+        let p = |k: &str| c.by_key.get(k).unwrap().clone();
+        assert!(p("AKIDADMIN").authorize("kinesis:DeleteStream", orders, None).is_ok());
+        assert_eq!(p("AKIDADMIN").account_id(), "000000000000");
+        assert!(p("AKIDPRODUCER").authorize("kinesis:PutRecords", orders, None).is_ok());
+        let e = p("AKIDPRODUCER").authorize("kinesis:GetRecords", orders, None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AccessDenied);
+        assert_eq!(
+            e.message.unwrap(),
+            "User: arn:aws:iam::000000000000:user/producer is not authorized to perform: kinesis:GetRecords \
+             on resource: arn:aws:kinesis:us-east-1:000000000000:stream/orders because no identity-based \
+             policy allows the kinesis:GetRecords action"
+        );
+        assert!(p("AKIDREADER").authorize("kinesis:DescribeStream", orders, None).is_ok());
+        let e = p("AKIDREADER").authorize("kinesis:GetRecords", orders, None).unwrap_err();
+        assert!(e.message.unwrap().ends_with("with an explicit deny in an identity-based policy"));
+        assert!(p("AKIDNOBODY").authorize("kinesis:ListStreams", "*", None).is_err());
+
+        let bad =
+            "[[principal]]\narn = \"a\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\npolicy = \"{}\"\n";
+        let e = Credentials::from_toml(bad).unwrap_err();
+        assert!(e.contains("principal 1 (a): `policy`: the policy has no Statement"), "{e}");
+        let missing = "[[principal]]\narn = \"a\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\npolicy_file = \"nope.json\"\n";
+        assert!(Credentials::from_toml_in(missing, dir.path())
+            .unwrap_err()
+            .contains("cannot read policy_file"));
     }
 
     #[test]

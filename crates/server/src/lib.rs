@@ -30,13 +30,41 @@ use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
 use kinesin_wire::ops::Output;
 
+pub mod audit;
 pub mod auth;
+mod authz;
+pub mod conn;
 pub mod tls;
 
-/// Largest request body: 10 MiB of PutRecords data is ~13.4 MiB as base64 JSON.
+/// Largest request body. The largest valid request is a PutRecords of 10 MiB of data (or a
+/// PutRecord of one 10 MiB record): 13.4 MiB as base64 JSON, plus up to 500 partition keys of 256
+/// characters and explicit hash keys, ~14 MiB in all; 16 MiB leaves room and nothing more.
+/// Larger bodies are refused with 413 as soon as Content-Length says so, or when the 16 MiB are
+/// exceeded while reading a body without one.
 pub const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// Connections served at once; more wait in the kernel's accept queue.
+/// Connections served at once by default (`--max-connections`); more wait in the kernel's accept
+/// queue until one closes.
 pub const CONNECTIONS_MAX: usize = 4096;
+/// Request bodies held in memory at once, over all connections (KiB granularity): a request
+/// reserves its Content-Length (or `REQUEST_BODY_BYTES_MAX` when it has none) before reading its
+/// body and keeps it until answered, so many concurrent large requests wait instead of exhausting
+/// memory (128 HTTP/2 streams × 4,096 connections × 16 MiB would otherwise be possible).
+pub const REQUEST_BODIES_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// HTTP/1.1 headers one request may carry (the SDKs send about ten); more: 431.
+pub const HTTP1_HEADERS_MAX: usize = 100;
+/// HTTP/1.1 read buffer, which bounds the request line and headers together; more: 431.
+pub const HTTP1_BUFFER_BYTES_MAX: usize = 64 * 1024;
+/// Default time a client has to send a request's headers (`--header-read-timeout-secs`): a
+/// slow-header (slowloris) connection is closed after it. hyper starts this clock when an HTTP/1.1
+/// connection opens and again when a response is done, so it also bounds the idle wait between
+/// keep-alive requests; 30 s (hyper's own default) keeps pooled SDK connections useful.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a connection may sit with no request in flight and no bytes moving
+/// (`--idle-timeout-secs`) before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// HTTP/2 keep-alive pings: a peer that does not answer one within the timeout is gone.
+pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -71,6 +99,24 @@ pub struct TlsListener {
     pub config: Arc<rustls::ServerConfig>,
 }
 
+/// Limits against abusive or broken clients that the operator may tune.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    pub connections_max: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            connections_max: CONNECTIONS_MAX,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
     serve_all(listener, None, service, shutdown).await
@@ -78,10 +124,19 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl 
 
 /// The connection builder: HTTP/1.1 or HTTP/2, told apart by the HTTP/2 connection preface
 /// (so cleartext prior knowledge works, and TLS clients that skip ALPN too).
-fn builder() -> auto::Builder<TokioExecutor> {
+fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(HTTP1_HEADERS_MAX)
+        .max_buf_size(HTTP1_BUFFER_BYTES_MAX);
+    builder
         .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
         .max_concurrent_streams(H2_STREAMS_PER_CONNECTION_MAX)
         .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
         .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
@@ -98,9 +153,21 @@ pub async fn serve_all(
     service: Arc<Service>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = Arc::new(builder());
+    serve_with(listener, tls, service, ServerLimits::default(), shutdown).await
+}
+
+/// [`serve_all`] with the given limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    service: Arc<Service>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+    let idle_timeout = limits.idle_timeout;
     let (tls_listener, acceptor) = match tls {
         Some(t) => (Some(t.listener), Some(tokio_rustls::TlsAcceptor::from(t.config))),
         None => (None, None),
@@ -125,10 +192,23 @@ pub async fn serve_all(
             }
         };
         let _ = stream.set_nodelay(true);
+        let activity = conn::Activity::new();
+        let stream = conn::Tracked::new(stream, activity.clone());
         let svc = service.clone();
+        let handler_activity = activity.clone();
         let handler = hyper::service::service_fn(move |req| {
             let svc = svc.clone();
-            async move { Ok::<_, Infallible>(handle(&svc, req, peer).await) }
+            // Counts the request as in flight until its response body is finished or dropped.
+            let guard = handler_activity.begin();
+            async move {
+                let resp = handle(&svc, req, peer).await;
+                Ok::<_, Infallible>(resp.map(|b| {
+                    BodyExt::boxed(b.map_frame(move |f| {
+                        let _ = &guard;
+                        f
+                    }))
+                }))
+            }
         });
         match (&acceptor, secure) {
             (Some(acceptor), true) => {
@@ -149,8 +229,11 @@ pub async fn serve_all(
                             }
                         };
                     let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tokio::select! {
+                        r = watcher.watch(conn) => if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        },
+                        _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
                     drop(permit);
                 });
@@ -159,8 +242,11 @@ pub async fn serve_all(
                 let conn = builder.serve_connection(TokioIo::new(stream), handler).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    tokio::select! {
+                        r = conn => if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        },
+                        _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
                     drop(permit);
                 });
@@ -186,7 +272,7 @@ async fn accept_optional(
 }
 
 /// The answer to one request.
-pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     tracing::debug!(
         version = ?req.version(),
@@ -194,7 +280,7 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, _peer: Socke
         content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(""),
         "request"
     );
-    let mut resp = answer(service, req).await;
+    let mut resp = answer(service, req, peer, &request_id).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-RequestId", v);
@@ -320,14 +406,27 @@ impl Protocol {
     }
 }
 
-async fn answer(service: &Arc<Service>, req: Request<Incoming>) -> Response<Body> {
+async fn answer(
+    service: &Arc<Service>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let declared_bytes = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared_bytes.is_some_and(|n| n > REQUEST_BODY_BYTES_MAX as u64) {
+        return too_large();
+    }
+    let reserved_kib = declared_bytes.unwrap_or(REQUEST_BODY_BYTES_MAX as u64).div_ceil(1024).max(1) as u32;
+    let Ok(_body_budget) = body_budget().acquire_many(reserved_kib).await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, Bytes::new());
+    };
     let body = match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, Bytes::new());
+                return too_large();
             }
             return plain(StatusCode::BAD_REQUEST, Bytes::new());
         }
@@ -364,65 +463,162 @@ async fn answer(service: &Arc<Service>, req: Request<Incoming>) -> Response<Body
         return protocol.error(&ApiError::bare(kind));
     }
     // PutRecords in JSON, the hot path, is decoded in one pass when the body is plainly valid;
-    // anything else (including every error) takes the general path below.
+    // anything else (including every error) takes the general path.
     let fast = match protocol {
         Protocol::Json(_) if op == "PutRecords" => kinesin_wire::fast::put_records_json(&body),
         _ => None,
     };
     let parsed = if fast.is_some() { Some(serde_json::Value::Null) } else { protocol.parse(op, &body) };
-    let Some(mut value) = parsed else {
+    let Some(value) = parsed else {
         return protocol.error(&ApiError::bare(ErrorKind::Serialization));
     };
     if !op_known {
         return protocol.error(&ApiError::bare(ErrorKind::UnknownOperation));
     }
-    if let Err(e) = check_auth(
+    let audit = audit::installed();
+    let mut note = Note {
+        caller: audit::Caller {
+            arn: None,
+            access_key_id: auth::presented_access_key(header("authorization").as_deref(), parts.uri.query()),
+            source_ip: peer.ip().to_string(),
+            user_agent: header("user-agent"),
+        },
+        params: None,
+        response: None,
+        denied: false,
+        audited: audit.is_some(),
+    };
+    let result = authorized_call(service, &parts, body, value, fast, op, protocol, &mut note).await;
+    if let Err(e) = &result {
+        if e.kind == ErrorKind::InternalFailure {
+            tracing::error!(op, error = %e, "internal failure");
+        }
+    }
+    if let Some(audit) = audit {
+        if audit.wants(is_data_plane(op), note.denied) {
+            let cfg = service.config();
+            audit.record(&audit::Event {
+                op,
+                region: &cfg.region,
+                account_id: &cfg.account_id,
+                caller: &note.caller,
+                request: note.params.as_ref(),
+                response: note.response.take(),
+                error: result.as_ref().err().map(|e| (e.kind.as_str(), e.message.as_deref().unwrap_or(""))),
+                request_id,
+            });
+        }
+    }
+    result.unwrap_or_else(|e| protocol.error(&e))
+}
+
+/// What the audit trail needs to know of a request, gathered as it is answered.
+struct Note {
+    caller: audit::Caller,
+    /// The validated request without record data (only when a trail is installed).
+    params: Option<serde_json::Value>,
+    response: Option<serde_json::Value>,
+    /// Authentication or authorization refused the request.
+    denied: bool,
+    audited: bool,
+}
+
+/// Authentication, validation, authorization, then the operation.
+#[allow(clippy::too_many_arguments)] // the request's parts, each used once; a struct would only rename them
+async fn authorized_call(
+    service: &Arc<Service>,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    mut value: serde_json::Value,
+    fast: Option<kinesin_wire::ops::PutRecordsInput>,
+    op: &str,
+    protocol: Protocol,
+    note: &mut Note,
+) -> Result<Response<Body>, ApiError> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let refused = |note: &mut Note, e: ApiError| {
+        note.denied = true;
+        e
+    };
+    check_auth(
         &header("authorization"),
         parts.uri.query(),
         header("x-amz-date").is_some() || header("date").is_some(),
-    ) {
-        return protocol.error(&e);
-    }
+    )
+    .map_err(|e| refused(note, e))?;
     // With credentials configured, the signature must verify over the exact bytes received.
+    let mut principal = None;
     if let Some(credentials) = auth::installed() {
-        if let Err(e) = credentials.verify(&parts, &body, &service.config().region, auth::unix_now()) {
-            return protocol.error(&e);
-        }
+        let p = credentials
+            .verify(parts, &body, &service.config().region, auth::unix_now())
+            .map_err(|e| refused(note, e))?;
+        note.caller.arn = Some(p.arn.clone());
+        principal = Some(p);
     }
     drop(body);
-    if let Some(input) = fast {
-        return match service.put_records_decoded(input).await {
-            Ok(out) => protocol.output(&out),
-            Err(e) => protocol.error(&e),
-        };
+    match &fast {
+        // Decoded and checked on the one-pass path; authorization and the audit trail read only
+        // the stream and the record count, so they get just those.
+        Some(input) if note.audited || principal.is_some() => {
+            value = serde_json::json!({
+                "StreamName": input.stream_name,
+                "Records": vec![serde_json::Value::Null; input.records.len()],
+            });
+        }
+        Some(_) => {}
+        None => model().check_input(op, &mut value)?,
     }
-    if let Err(e) = model().check_input(op, &mut value) {
-        return protocol.error(&e);
+    if note.audited {
+        note.params = Some(audit::request_parameters(&value));
+    }
+    if let Some(p) = principal {
+        let resource = authz::resource(op, &value, service).await;
+        let resource_policy = authz::resource_policy(&resource, service).await;
+        p.authorize(&format!("kinesis:{op}"), &resource, resource_policy.as_ref())
+            .map_err(|e| refused(note, e))?;
+    }
+    if let Some(input) = fast {
+        return Ok(protocol.output(&service.put_records_decoded(input).await?));
+    }
+    if op == "PutResourcePolicy" {
+        authz::check_put_policy(&value).map_err(ApiError::invalid_argument)?;
     }
     if op == "SubscribeToShard" {
-        return match service.subscribe_to_shard(value).await {
-            Ok(events) => protocol.event_stream(events),
-            Err(e) => protocol.error(&e),
-        };
+        return service.subscribe_to_shard(value).await.map(|events| protocol.event_stream(events));
     }
     // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
-    let result = if is_data_plane(op) {
-        service.call(op, value).await
+    let out = if is_data_plane(op) {
+        service.call(op, value).await?
     } else {
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.call(op, value)))
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.call(op, value)))?
     };
-    match result {
-        Ok(out) => protocol.output(&out),
-        Err(e) => {
-            if e.kind == ErrorKind::InternalFailure {
-                tracing::error!(op, error = %e, "internal failure");
-            }
-            protocol.error(&e)
-        }
+    if note.audited && !is_data_plane(op) {
+        note.response = audit::response_elements(&out.to_json());
     }
+    Ok(protocol.output(&out))
 }
 
-fn is_data_plane(op: &str) -> bool {
+/// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).
+fn body_budget() -> &'static Semaphore {
+    static BUDGET: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| Semaphore::new(REQUEST_BODIES_BYTES_MAX / 1024))
+}
+
+/// 413 for a body over `REQUEST_BODY_BYTES_MAX`, with a message that says the limit.
+fn too_large() -> Response<Body> {
+    let body = serde_json::json!({
+        "__type": "RequestEntityTooLargeException",
+        "message": format!(
+            "The request body exceeds {REQUEST_BODY_BYTES_MAX} bytes; PutRecords takes at most 10 MiB of records per call."
+        ),
+    });
+    let mut r = plain(StatusCode::PAYLOAD_TOO_LARGE, Bytes::from(body.to_string()));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    r.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static("RequestEntityTooLargeException"));
+    r
+}
+
+pub(crate) fn is_data_plane(op: &str) -> bool {
     matches!(op, "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard")
 }
 

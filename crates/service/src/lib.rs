@@ -363,6 +363,37 @@ impl Service {
         self.log.shutdown();
     }
 
+    /// The resource policy of the stream `arn` names (PutResourcePolicy), for authorization;
+    /// `None` when the stream is not found or has none. Consumer ARNs have none. Yields instead
+    /// of blocking a worker on the stream table (see `lock_state`).
+    pub async fn resource_policy(&self, arn: &str) -> Option<String> {
+        let (account, region, name) = parse_stream_arn(arn)?;
+        if account != self.cfg.account_id || region != self.cfg.region {
+            return None;
+        }
+        self.lock_state().await.streams.get(name)?.policy.clone()
+    }
+
+    /// The ARN of the consumer `consumer_name` of the stream `stream_arn` names, if registered.
+    pub async fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
+        let (_, _, name) = parse_stream_arn(stream_arn)?;
+        let st = self.lock_state().await;
+        let c = st.streams.get(name)?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
+        Some(c.arn(stream_arn))
+    }
+
+    /// The ARN of the stream a shard iterator reads (also of a deleted one), for authorizing
+    /// GetRecords; `None` for a token that does not open.
+    pub async fn iterator_stream_arn(&self, iterator: &str) -> Option<String> {
+        let it = kinesin_wire::token::ShardIteratorToken::open(iterator, &self.token_key).ok()?;
+        let st = self.lock_state().await;
+        let name = st
+            .by_incarnation
+            .get(&it.stream_incarnation)
+            .or_else(|| st.tombstones.get(&it.stream_incarnation))?;
+        Some(self.stream_arn(name))
+    }
+
     pub(crate) fn stream_arn(&self, name: &str) -> String {
         format!("arn:aws:kinesis:{}:{}:stream/{}", self.cfg.region, self.cfg.account_id, name)
     }

@@ -5,8 +5,11 @@ pub mod cbor;
 pub mod error;
 pub mod eventstream;
 pub mod fast;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod model;
 pub mod ops;
+pub mod policy;
 pub mod sigv4;
 pub mod token;

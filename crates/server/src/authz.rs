@@ -1,0 +1,79 @@
+//! Which resource an operation acts on, for authorization and the audit trail, and the resource
+//! policy that applies to it.
+//!
+//! - Stream operations (StreamName or StreamARN; CreateStream included): the stream's ARN,
+//!   `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`, built from the name when only the name is given.
+//! - Tag and policy operations on a ResourceARN: that ARN (stream or consumer).
+//! - SubscribeToShard, DescribeStreamConsumer and DeregisterStreamConsumer: the consumer's ARN,
+//!   `.../stream/NAME/consumer/CNAME:CREATION_SECONDS`; when the call names the consumer by
+//!   StreamARN and ConsumerName, the ARN of the registered consumer of that name (or
+//!   `.../consumer/CNAME:*` when there is none — the call then fails as not found, if allowed).
+//! - RegisterStreamConsumer and ListStreamConsumers: the stream's ARN.
+//! - GetRecords: the ARN of the stream its (sealed) ShardIterator reads; `*` when the iterator
+//!   does not open (the call then fails as an invalid iterator, if allowed).
+//! - ListStreams, DescribeLimits, DescribeAccountSettings, UpdateAccountSettings: `*` — these
+//!   actions have no resource type on AWS, so only a statement whose Resource matches `*`
+//!   (e.g. `"Resource": "*"`) covers them.
+
+use serde_json::Value;
+
+use kinesin_service::Service;
+use kinesin_wire::policy::{Kind, Policy};
+
+/// The resource `op` acts on, per the table above. `body` has passed model validation.
+pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> String {
+    let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let cfg = service.config();
+    let stream = || -> Option<String> {
+        field("StreamARN").map(str::to_string).or_else(|| {
+            field("StreamName")
+                .map(|n| format!("arn:aws:kinesis:{}:{}:stream/{n}", cfg.region, cfg.account_id))
+        })
+    };
+    let resolved = match op {
+        "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" | "UpdateAccountSettings" => None,
+        "SubscribeToShard" | "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
+            match (field("ConsumerARN"), stream(), field("ConsumerName")) {
+                (Some(arn), _, _) => Some(arn.to_string()),
+                (None, Some(stream), Some(name)) => Some(
+                    service
+                        .consumer_arn(&stream, name)
+                        .await
+                        .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
+                ),
+                _ => None,
+            }
+        }
+        "GetRecords" => match field("ShardIterator") {
+            Some(it) => service.iterator_stream_arn(it).await,
+            None => None,
+        },
+        _ => field("ResourceARN").map(str::to_string).or_else(stream),
+    };
+    resolved.unwrap_or_else(|| "*".to_string())
+}
+
+/// The policy attached to `resource` (streams only: kinesin keeps no consumer policies), parsed.
+/// A stored document that no longer parses grants nothing and is logged.
+pub(crate) async fn resource_policy(resource: &str, service: &Service) -> Option<Policy> {
+    if resource == "*" || resource.contains("/consumer/") {
+        return None;
+    }
+    let text = service.resource_policy(resource).await?;
+    match Policy::parse(&text, Kind::Resource) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(resource, error = %e, "the stream's resource policy does not parse; it grants nothing");
+            None
+        }
+    }
+}
+
+/// PutResourcePolicy's document must be one kinesin can evaluate; the error is AWS's
+/// InvalidArgumentException wording for a malformed policy.
+pub(crate) fn check_put_policy(body: &Value) -> Result<(), String> {
+    let Some(text) = body.get("Policy").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    Policy::parse(text, Kind::Resource).map(|_| ()).map_err(|e| format!("Invalid policy document: {e}."))
+}

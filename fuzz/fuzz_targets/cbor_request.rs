@@ -1,0 +1,9 @@
+#![no_main]
+//! `cargo +nightly fuzz run cbor_request`; the corpus in `fuzz/corpus/cbor_request` is replayed by
+//! `crates/wire/tests/fuzz_corpus.rs` on every test run.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    kinesin_wire::fuzzing::cbor_request(data);
+});
