@@ -159,6 +159,7 @@ impl Service {
                 log_id,
                 closed: None,
                 range_cache: Default::default(),
+                metrics: Default::default(),
             });
         }
         // Logs first: a crash before the metadata commit leaves only orphan logs, removed at start.
@@ -190,6 +191,7 @@ impl Service {
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
+            metrics: Default::default(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
@@ -727,6 +729,9 @@ impl Service {
         let mut next = (*s).clone();
         next.shard_level_metrics = desired.clone();
         self.save(&mut st, next)?;
+        if desired != current {
+            tracing::info!(stream = %name, shard_level_metrics = ?ordered_metrics(&desired), "enhanced monitoring changed");
+        }
         Ok(Output::EnhancedMonitoring {
             stream_name: name.clone(),
             current_shard_level_metrics: ordered_metrics(&current),

@@ -104,6 +104,9 @@ pub struct ShardMeta {
     /// `start_hash`..=`end_hash` parsed once: routing looks it up for every record.
     #[serde(skip)]
     pub range_cache: std::sync::OnceLock<HashKeyRange>,
+    /// Shard-level metrics; clones of the snapshot share them (`crate::metrics`).
+    #[serde(skip)]
+    pub metrics: crate::metrics::ShardMetricsRef,
 }
 
 impl ShardMeta {
@@ -177,6 +180,9 @@ pub struct StreamMeta {
     /// Enhanced fan-out consumers, in registration order.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// Stream-level metrics; clones of the snapshot share them (`crate::metrics`).
+    #[serde(skip)]
+    pub metrics: crate::metrics::StreamMetricsRef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,6 +74,7 @@ fn child(
         log_id,
         closed: None,
         range_cache: Default::default(),
+        metrics: Default::default(),
     }
 }
 
@@ -333,6 +334,7 @@ mod tests {
                     log_id: c.next_log_id - 1,
                     closed: None,
                     range_cache: Default::default(),
+                    metrics: Default::default(),
                 }
             })
             .collect();
@@ -354,6 +356,7 @@ mod tests {
             mode_switches_ms: Vec::new(),
             warm_throughput_mibps: None,
             consumers: Vec::new(),
+            metrics: Default::default(),
         };
         (s, c)
     }
