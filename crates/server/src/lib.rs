@@ -31,6 +31,7 @@ use kinesin_wire::model::model;
 use kinesin_wire::ops::Output;
 
 pub mod auth;
+pub mod obs;
 pub mod tls;
 
 /// Largest request body: 10 MiB of PutRecords data is ~13.4 MiB as base64 JSON.
@@ -98,6 +99,17 @@ pub async fn serve_all(
     service: Arc<Service>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_slot(listener, tls, obs::ServiceSlot::filled(service), shutdown).await
+}
+
+/// As [`serve_all`], for a service that may still be recovering: health checks answer at once,
+/// API requests wait until `slot` is filled (see [`obs`]).
+pub async fn serve_slot(
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    slot: Arc<obs::ServiceSlot>,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = Arc::new(builder());
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -125,10 +137,20 @@ pub async fn serve_all(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = service.clone();
+        let counted = obs::ConnectionGuard::new();
+        let slot = slot.clone();
         let handler = hyper::service::service_fn(move |req| {
-            let svc = svc.clone();
-            async move { Ok::<_, Infallible>(handle(&svc, req, peer).await) }
+            let slot = slot.clone();
+            async move {
+                if let Some(resp) = obs::route(&slot, &req) {
+                    return Ok::<_, Infallible>(resp);
+                }
+                let svc = match slot.get() {
+                    Some(s) => s.clone(),
+                    None => slot.wait().await,
+                };
+                Ok::<_, Infallible>(handle(&svc, req, peer).await)
+            }
         });
         match (&acceptor, secure) {
             (Some(acceptor), true) => {
@@ -152,6 +174,7 @@ pub async fn serve_all(
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(counted);
                     drop(permit);
                 });
             }
@@ -162,6 +185,7 @@ pub async fn serve_all(
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(counted);
                     drop(permit);
                 });
             }
