@@ -254,7 +254,8 @@ async fn send(
             match result.error_code() {
                 None => {
                     stats.records += 1;
-                    stats.bytes += (entry.data().as_ref().len() + entry.partition_key().map_or(0, str::len)) as u64;
+                    stats.bytes +=
+                        (entry.data().as_ref().len() + entry.partition_key().map_or(0, str::len)) as u64;
                     if print_each {
                         println!(
                             "{} {}",
