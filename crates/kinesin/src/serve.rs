@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `kinesin=debug` [default: info].
     #[arg(long, env = "KINESIN_LOG_LEVEL")]
     log_level: Option<String>,
+    /// Log lines as `text` (human-readable) or `json` (one JSON object per line) [default: text].
+    #[arg(long, env = "KINESIN_LOG_FORMAT")]
+    log_format: Option<String>,
     /// Address of an HTTPS listener (HTTP/1.1 and HTTP/2, ALPN h2 and http/1.1) [default: none].
     #[arg(long, env = "KINESIN_TLS_LISTEN")]
     tls_listen: Option<String>,
@@ -127,7 +130,8 @@ impl ServeArgs {
             limits,
             shard_limits,
             scalings_per_day,
-            log_level
+            log_level,
+            log_format
         );
         fill!(tls_listen, tls_cert, tls_key, credentials);
         fill!(max_connections, header_read_timeout_secs, idle_timeout_secs);
@@ -178,14 +182,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         None => args,
     };
-    let filter = args.log_level.clone().unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .with_context(|| format!("--log-level {filter}"))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(args.log_level.as_deref().unwrap_or("info"), args.log_format.as_deref().unwrap_or("text"))?;
 
     let ephemeral = matches!(args.ephemeral, Some(None) | Some(Some(true)));
     if ephemeral && args.data_dir.is_some() {
@@ -258,29 +255,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
     }
 
-    let service = Arc::new(
-        Service::open(cfg, Clock::system())
-            .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?,
-    );
-    for (name, shards) in init {
-        service
-            .init_stream(&name, shards)
-            .map_err(|e| anyhow::anyhow!("--init-stream {name}:{shards}: {e}"))?;
-    }
-
+    // Bind first: while the data is recovered, /health/live answers and API requests wait.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = runtime.block_on(async {
+    let (listener, tls) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
         tracing::info!(
-            "kinesin listening on http://{addr}, data in {} ({}{}, {} streams, started in {} ms)",
+            listen = %format!("http://{}", listener.local_addr()?),
+            data_dir = %data_dir.display(),
+            durability = %durability_text,
+            ephemeral,
+            "kinesin listening on http://{}, data in {} ({}{})",
+            listener.local_addr()?,
             data_dir.display(),
             if ephemeral { "ephemeral, " } else { "" },
             durability_text,
-            service.stream_count(),
-            started.elapsed().as_millis()
         );
         let tls = match &args.tls_listen {
             Some(tls_listen) => {
@@ -297,6 +287,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     kinesin_server::tls::CertSource::Reused { .. } => "self-signed certificate",
                 };
                 tracing::info!(
+                    listen = %format!("https://{}", listener.local_addr()?),
                     "kinesin listening on https://{}, {what} {}",
                     listener.local_addr()?,
                     source.cert_path().display()
@@ -305,22 +296,44 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             }
             None => None,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let service = service.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new().name("kinesin-tick".into()).spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(TICK_INTERVAL_MS));
-                    service.tick();
-                }
-            })?
-        };
-        kinesin_server::serve_with(listener, tls, service.clone(), limits, shutdown_signal()).await;
-        stop.store(true, Ordering::Relaxed);
-        let _ = ticker.join();
-        anyhow::Ok(())
-    });
+        anyhow::Ok((listener, tls))
+    })?;
+    let slot = kinesin_server::obs::ServiceSlot::new();
+    let server =
+        runtime.spawn(kinesin_server::serve_slot(listener, tls, slot.clone(), limits, shutdown_signal()));
+
+    let service = Arc::new(
+        Service::open(cfg, Clock::system())
+            .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?,
+    );
+    for (name, shards) in init {
+        service
+            .init_stream(&name, shards)
+            .map_err(|e| anyhow::anyhow!("--init-stream {name}:{shards}: {e}"))?;
+    }
+    slot.fill(service.clone());
+    tracing::info!(
+        streams = service.stream_count(),
+        started_ms = started.elapsed().as_millis() as u64,
+        "kinesin ready ({} streams, started in {} ms)",
+        service.stream_count(),
+        started.elapsed().as_millis()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let service = service.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new().name("kinesin-tick".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(TICK_INTERVAL_MS));
+                service.tick();
+            }
+        })?
+    };
+    let result = runtime.block_on(server).context("the server task failed");
+    stop.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
     service.shutdown();
     tracing::info!("kinesin stopped");
     drop(temp);
@@ -348,6 +361,19 @@ fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
         limits.idle_timeout = Duration::from_secs(s);
     }
     Ok(limits)
+}
+
+/// Installs the log subscriber: `filter` as in `RUST_LOG`, lines as text or JSON objects.
+fn init_logging(filter: &str, format: &str) -> Result<()> {
+    let env_filter =
+        tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("--log-level {filter}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
+    match format {
+        "text" => builder.init(),
+        "json" => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+        other => bail!("--log-format {other}: expected `text` or `json`"),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,7 @@
 mod error;
 mod files;
 mod format;
+mod histogram;
 mod index;
 mod log;
 mod recovery;
@@ -35,6 +36,7 @@ pub use crate::error::LogError;
 pub use crate::format::{
     BATCH_BYTES_MAX, BATCH_HEADER_LEN, BATCH_RECORDS_MAX, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_LEN,
 };
+pub use crate::histogram::{HistogramSnapshot, LatencyHistogram, LATENCY_BUCKETS_MS};
 pub use crate::log::{Log, LogStats};
 pub use crate::sim::{SimCounts, SimFault, SimOp, SimStorage};
 pub use crate::storage::{FsStorage, Storage, StorageFile};

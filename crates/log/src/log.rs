@@ -555,6 +555,11 @@ impl Log {
         }
     }
 
+    /// Time of every sync the writer made (`fdatasync`, directory sync, `syncfs`) since open.
+    pub fn sync_latency(&self) -> crate::HistogramSnapshot {
+        self.inner.stats.sync_latency.snapshot()
+    }
+
     /// Stops taking appends, lets the writer finish (and sync) everything queued, and waits for
     /// it. Reads keep working. Blocks the calling thread; from async code prefer `close`.
     pub fn shutdown(&self) {

@@ -20,6 +20,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::files::FileCache;
 use crate::format::{self, EncodedBatch, SEGMENT_HEADER_LEN};
+use crate::histogram::LatencyHistogram;
 use crate::index::SegmentIndex;
 use crate::shard::{ActiveSegment, BatchEntry, SegmentState, Shard, WriteState};
 use crate::storage::copy_io_error;
@@ -49,6 +50,8 @@ pub(crate) struct Stats {
     pub file_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
     pub fs_syncs: AtomicU64,
+    /// Time of each `fdatasync`, directory sync and `syncfs` the writer made.
+    pub sync_latency: LatencyHistogram,
 }
 
 pub(crate) struct Writer {
@@ -214,11 +217,13 @@ impl Writer {
     /// One `syncfs` covering every file and directory of the log.
     fn sync_filesystem(&self) -> Result<(), Failure> {
         let root = &self.config.dir;
+        let started = Instant::now();
         self.storage.sync_filesystem(root).map_err(|source| Failure {
             op: "sync filesystem",
             path: root.clone(),
             source,
         })?;
+        self.stats.sync_latency.observe(started.elapsed());
         self.stats.fs_syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -341,16 +346,20 @@ impl Writer {
         if state.active.written_len > state.active.synced_len {
             let failure = |op, source| Failure { op, path: state.active.path.clone(), source };
             let file = self.files.get(&state.active.path).map_err(|source| failure("open", source))?;
+            let started = Instant::now();
             file.sync_data().map_err(|source| failure("sync", source))?;
+            self.stats.sync_latency.observe(started.elapsed());
             self.stats.file_syncs.fetch_add(1, Ordering::Relaxed);
             state.active.synced_len = state.active.written_len;
         }
         if state.dir_sync_pending {
+            let started = Instant::now();
             self.storage.sync_dir(&shard.dir).map_err(|source| Failure {
                 op: "sync directory",
                 path: shard.dir.clone(),
                 source,
             })?;
+            self.stats.sync_latency.observe(started.elapsed());
             self.stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
             state.dir_sync_pending = false;
         }

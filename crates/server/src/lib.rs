@@ -34,6 +34,7 @@ pub mod audit;
 pub mod auth;
 mod authz;
 pub mod conn;
+pub mod obs;
 pub mod tls;
 
 /// Largest request body. The largest valid request is a PutRecords of 10 MiB of data (or a
@@ -164,6 +165,18 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_slot(listener, tls, obs::ServiceSlot::filled(service), limits, shutdown).await
+}
+
+/// As [`serve_with`], for a service that may still be recovering: health checks answer at once,
+/// API requests wait until `slot` is filled (see [`obs`]).
+pub async fn serve_slot(
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    slot: Arc<obs::ServiceSlot>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
@@ -194,13 +207,21 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         let activity = conn::Activity::new();
         let stream = conn::Tracked::new(stream, activity.clone());
-        let svc = service.clone();
+        let counted = obs::ConnectionGuard::new();
+        let slot = slot.clone();
         let handler_activity = activity.clone();
         let handler = hyper::service::service_fn(move |req| {
-            let svc = svc.clone();
+            let slot = slot.clone();
             // Counts the request as in flight until its response body is finished or dropped.
             let guard = handler_activity.begin();
             async move {
+                if let Some(resp) = obs::route(&slot, &req) {
+                    return Ok::<_, Infallible>(resp);
+                }
+                let svc = match slot.get() {
+                    Some(s) => s.clone(),
+                    None => slot.wait().await,
+                };
                 let resp = handle(&svc, req, peer).await;
                 Ok::<_, Infallible>(resp.map(|b| {
                     BodyExt::boxed(b.map_frame(move |f| {
@@ -235,6 +256,7 @@ pub async fn serve_with(
                         },
                         _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
+                    drop(counted);
                     drop(permit);
                 });
             }
@@ -248,6 +270,7 @@ pub async fn serve_with(
                         },
                         _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
+                    drop(counted);
                     drop(permit);
                 });
             }

@@ -362,7 +362,12 @@ impl Service {
                 timestamp: p.timestamp,
                 ..Default::default()
             })
-            .await?;
+            .await
+            .inspect_err(|e| {
+                if e.kind == ErrorKind::ProvisionedThroughputExceeded {
+                    s.metrics.subscribe_rate_exceeded.add(1);
+                }
+            })?;
         let Output::GetShardIterator { shard_iterator } = it else {
             return Err(ApiError::internal("GetShardIterator answered something else"));
         };
@@ -378,6 +383,7 @@ impl Service {
             let mut subs = self.subscriptions.lock();
             if let Some(old) = subs.get(&key) {
                 if now - old.started_ms < RESUBSCRIBE_MIN_MS {
+                    s.metrics.subscribe_rate_exceeded.add(1);
                     return Err(ApiError::new(
                         ErrorKind::ResourceInUse,
                         format!(
@@ -474,9 +480,18 @@ impl Service {
             window_bytes += delivered;
             if let Some(ev) = event {
                 if delivered > 0 || at_end || now - last_event_ms >= IDLE_EVENT_INTERVAL_MS {
+                    let records = ev.records.len() as u64;
+                    let behind = ev.millis_behind_latest;
                     if tx.send(SubscribeEvent::Event(ev)).await.is_err() {
                         return;
                     }
+                    let m = &s.metrics;
+                    m.subscribe_event_bytes.add(delivered as u64);
+                    m.subscribe_event_records.add(records);
+                    m.subscribe_event_millis_behind.set(behind);
+                    m.subscribe_event_success.add(1);
+                    sh.metrics.outgoing_bytes.add(delivered as u64);
+                    sh.metrics.outgoing_records.add(records);
                     last_event_ms = now;
                 }
             }

@@ -172,6 +172,7 @@ impl Service {
                 log_id,
                 closed: None,
                 range_cache: Default::default(),
+                metrics: Default::default(),
             });
         }
         // Logs first: a crash before the metadata commit leaves only orphan logs, removed at start.
@@ -204,6 +205,7 @@ impl Service {
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
+            metrics: Default::default(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })
@@ -816,6 +818,9 @@ impl Service {
         let mut next = (*s).clone();
         next.shard_level_metrics = desired.clone();
         self.save(&mut st, next)?;
+        if desired != current {
+            tracing::info!(stream = %name, shard_level_metrics = ?ordered_metrics(&desired), "enhanced monitoring changed");
+        }
         Ok(Output::EnhancedMonitoring {
             stream_name: name.clone(),
             current_shard_level_metrics: ordered_metrics(&current),

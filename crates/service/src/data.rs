@@ -1,6 +1,7 @@
 //! Data-plane operations: PutRecord, PutRecords, GetShardIterator, GetRecords.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -108,6 +109,7 @@ impl Service {
     }
 
     pub(crate) async fn put_record(&self, req: PutRecordInput) -> Result<Output, ApiError> {
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -141,7 +143,11 @@ impl Service {
                 continue;
             };
             let now = self.clock.now_ms();
-            if !self.limiter.admit_writes(sh.log_id, &[r.pk.len() + r.data.len()], now)[0] {
+            let size = (r.pk.len() + r.data.len()) as u64;
+            if !self.limiter.admit_writes(sh.log_id, &[size as usize], now)[0] {
+                s.metrics.write_throttled.add(1);
+                sh.metrics.write_throttled.add(1);
+                s.metrics.put_record_latency.observe(started.elapsed());
                 return Err(self.throttled(&s, sh));
             }
             let out = self
@@ -154,6 +160,14 @@ impl Service {
                 .await
                 .map_err(|e| append_failure(&s, sh, &e))?;
             self.notify_appended(sh.log_id);
+            let m = &s.metrics;
+            m.incoming_bytes.add(size);
+            m.incoming_records.add(1);
+            m.put_record_bytes.add(size);
+            m.put_record_success.add(1);
+            m.put_record_latency.observe(started.elapsed());
+            sh.metrics.incoming_bytes.add(size);
+            sh.metrics.incoming_records.add(1);
             return Ok(Output::PutRecord {
                 shard_id: sh.id().to_string(),
                 sequence_number: sh.sequence_number(out.first_seq_index, out.arrival_ms).encode(),
@@ -163,6 +177,7 @@ impl Service {
     }
 
     pub(crate) async fn put_records(&self, req: PutRecordsInput) -> Result<Output, ApiError> {
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -219,6 +234,7 @@ impl Service {
             let n = routed.len();
             let mut results: Vec<Option<PutRecordsResultEntryOut>> = vec![None; n];
             let mut failed = 0u64;
+            let mut throttled_total = 0u64;
             let mut order = Vec::with_capacity(per_shard.len());
             let mut appends = Vec::with_capacity(per_shard.len());
             let mut slots: Vec<Option<Routed>> = routed.into_iter().map(Some).collect();
@@ -229,14 +245,18 @@ impl Service {
                 let admitted = self.limiter.admit_writes(sh.log_id, &sizes, now);
                 let mut keep = Vec::with_capacity(idx.len());
                 let mut recs = Vec::with_capacity(idx.len());
-                for (i, ok) in idx.into_iter().zip(admitted) {
+                let mut kept_bytes = 0u64;
+                let mut throttled = 0u64;
+                for ((i, ok), size) in idx.into_iter().zip(admitted).zip(sizes) {
                     if ok {
                         if let Some(r) = slots[i].take() {
                             keep.push(i);
+                            kept_bytes += size as u64;
                             recs.push(RecordIn { partition_key: Bytes::from(r.pk), data: r.data });
                         }
                     } else {
                         failed += 1;
+                        throttled += 1;
                         results[i] = Some(PutRecordsResultEntryOut {
                             sequence_number: None,
                             shard_id: None,
@@ -245,18 +265,27 @@ impl Service {
                         });
                     }
                 }
+                if throttled > 0 {
+                    sh.metrics.write_throttled.add(throttled);
+                    throttled_total += throttled;
+                }
                 if !recs.is_empty() {
-                    order.push((shard, keep));
+                    order.push((shard, keep, kept_bytes));
                     appends.push(self.log.append(LogId(sh.log_id), now, recs));
                 }
             }
             let outcomes = join_all(appends).await;
             drop(gates);
-            for ((shard, idx), outcome) in order.into_iter().zip(outcomes) {
+            let (mut stored, mut stored_bytes, mut internal_failures) = (0u64, 0u64, 0u64);
+            for ((shard, idx, bytes), outcome) in order.into_iter().zip(outcomes) {
                 let sh = &s.shards[shard];
                 match outcome {
                     Ok(out) => {
                         self.notify_appended(sh.log_id);
+                        sh.metrics.incoming_bytes.add(bytes);
+                        sh.metrics.incoming_records.add(idx.len() as u64);
+                        stored += idx.len() as u64;
+                        stored_bytes += bytes;
                         for (k, i) in idx.into_iter().enumerate() {
                             results[i] = Some(PutRecordsResultEntryOut {
                                 sequence_number: Some(
@@ -271,6 +300,7 @@ impl Service {
                     }
                     Err(e) => {
                         let err = append_failure(&s, sh, &e);
+                        internal_failures += idx.len() as u64;
                         for i in idx {
                             failed += 1;
                             results[i] = Some(PutRecordsResultEntryOut {
@@ -283,6 +313,22 @@ impl Service {
                     }
                 }
             }
+            let m = &s.metrics;
+            m.incoming_bytes.add(stored_bytes);
+            m.incoming_records.add(stored);
+            m.put_records_bytes.add(stored_bytes);
+            m.put_records_records.add(stored);
+            if stored > 0 {
+                m.put_records_success.add(1);
+            }
+            if throttled_total > 0 {
+                m.put_records_throttled_records.add(throttled_total);
+                m.write_throttled.add(throttled_total);
+            }
+            if internal_failures > 0 {
+                m.put_records_failed_records.add(internal_failures);
+            }
+            m.put_records_latency.observe(started.elapsed());
             return Ok(Output::PutRecords {
                 failed_record_count: failed,
                 records: results.into_iter().flatten().collect(),
@@ -387,6 +433,7 @@ impl Service {
     }
 
     pub(crate) async fn get_records(&self, req: GetRecordsInput) -> Result<Output, ApiError> {
+        let started = Instant::now();
         let now = self.clock.now_ms();
         let it = ShardIteratorToken::open(&req.shard_iterator, &self.token_key)
             .map_err(|_| ApiError::invalid_argument("Invalid ShardIterator."))?;
@@ -417,6 +464,8 @@ impl Service {
         }
         let log = LogId(sh.log_id);
         if !self.limiter.admit_read(sh.log_id, now) {
+            s.metrics.read_throttled.add(1);
+            sh.metrics.read_throttled.add(1);
             return Err(self.throttled(&s, sh));
         }
         let limit = req.limit.unwrap_or(GET_RECORDS_LIMIT_DEFAULT) as usize;
@@ -437,6 +486,17 @@ impl Service {
             }
             None => 0,
         };
+        let iterator_age_ms = out.records.last().map_or(0, |r| (now - r.arrival_ms).max(0));
+        let n = out.records.len() as u64;
+        let m = &s.metrics;
+        m.get_records_bytes.add(bytes as u64);
+        m.get_records_records.add(n);
+        m.get_records_success.add(1);
+        m.get_records_iterator_age_ms.set(iterator_age_ms);
+        m.get_records_latency.observe(started.elapsed());
+        sh.metrics.outgoing_bytes.add(bytes as u64);
+        sh.metrics.outgoing_records.add(n);
+        sh.metrics.iterator_age_ms.set(iterator_age_ms);
         let encryption = s.encryption_key_id.as_ref().map(|_| "KMS");
         let records = out.records.into_iter().map(|r| record_out(sh, r, encryption)).collect();
         let at_end = sh.closed.as_ref().is_some_and(|c| next_position >= c.end_seq_index);

@@ -11,6 +11,7 @@ mod control;
 mod data;
 pub mod limits;
 pub mod meta;
+pub mod metrics;
 pub mod reshard;
 mod scaling;
 mod time;
@@ -117,6 +118,7 @@ pub(crate) struct State {
     pub settings: AccountSettings,
     pub last_retention_sweep_ms: i64,
     pub last_autoscale_ms: i64,
+    pub last_throttle_log_ms: i64,
 }
 
 /// Operations that read or write records.
@@ -137,11 +139,14 @@ pub struct Service {
     pub(crate) appended: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
     /// Live SubscribeToShard subscriptions by (ConsumerARN, shard index).
     pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
+    /// How long `open` took (metadata and shard-log recovery), for `kinesin_recovery_seconds`.
+    pub(crate) recovery_time: std::time::Duration,
 }
 
 impl Service {
     /// Opens (or creates) the data dir and recovers streams and logs.
     pub fn open(cfg: ServiceConfig, clock: Clock) -> Result<Service, StartError> {
+        let started = std::time::Instant::now();
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
         let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
@@ -177,8 +182,19 @@ impl Service {
             settings: loaded.settings,
             last_retention_sweep_ms: 0,
             last_autoscale_ms: 0,
+            last_throttle_log_ms: 0,
         };
         let limiter = limits::Limiter::new(cfg.limits.clone());
+        let recovery_time = started.elapsed();
+        let shards: usize = state.streams.values().map(|s| s.shards.len()).sum();
+        tracing::info!(
+            streams = state.streams.len(),
+            shards,
+            recovery_ms = recovery_time.as_millis() as u64,
+            "recovered {} streams ({shards} shards) in {} ms",
+            state.streams.len(),
+            recovery_time.as_millis()
+        );
         Ok(Service {
             cfg,
             log,
@@ -190,6 +206,7 @@ impl Service {
             limiter,
             appended: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
+            recovery_time,
         })
     }
 
@@ -329,6 +346,11 @@ impl Service {
             }
         }
         self.tick_consumers(&mut st, now);
+        if autoscale && now - st.last_throttle_log_ms >= metrics::THROTTLE_LOG_INTERVAL_MS {
+            st.last_throttle_log_ms = now;
+            let streams: Vec<Arc<StreamMeta>> = st.streams.values().cloned().collect();
+            self.log_throttling(&streams);
+        }
         if autoscale && now - st.last_autoscale_ms >= scaling::AUTOSCALE_WINDOW_MS {
             st.last_autoscale_ms = now;
             self.autoscale(&mut st, now);

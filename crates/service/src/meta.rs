@@ -104,6 +104,9 @@ pub struct ShardMeta {
     /// `start_hash`..=`end_hash` parsed once: routing looks it up for every record.
     #[serde(skip)]
     pub range_cache: std::sync::OnceLock<HashKeyRange>,
+    /// Shard-level metrics; clones of the snapshot share them (`crate::metrics`).
+    #[serde(skip)]
+    pub metrics: crate::metrics::ShardMetricsRef,
 }
 
 impl ShardMeta {
@@ -181,6 +184,9 @@ pub struct StreamMeta {
     /// registered again under the same name must get a new ARN, whose seconds are after it.
     #[serde(default)]
     pub consumer_created_ms_last: i64,
+    /// Stream-level metrics; clones of the snapshot share them (`crate::metrics`).
+    #[serde(skip)]
+    pub metrics: crate::metrics::StreamMetricsRef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

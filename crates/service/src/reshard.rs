@@ -74,6 +74,7 @@ fn child(
         log_id,
         closed: None,
         range_cache: Default::default(),
+        metrics: Default::default(),
     }
 }
 
@@ -338,6 +339,7 @@ mod tests {
                     log_id: c.next_log_id - 1,
                     closed: None,
                     range_cache: Default::default(),
+                    metrics: Default::default(),
                 }
             })
             .collect();
@@ -360,6 +362,7 @@ mod tests {
             warm_throughput_mibps: None,
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
+            metrics: Default::default(),
         };
         (s, c)
     }
