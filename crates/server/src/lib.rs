@@ -31,6 +31,7 @@ use kinesin_wire::model::model;
 use kinesin_wire::ops::Output;
 
 pub mod auth;
+pub mod console;
 pub mod obs;
 pub mod tls;
 
@@ -142,7 +143,7 @@ pub async fn serve_slot(
         let handler = hyper::service::service_fn(move |req| {
             let slot = slot.clone();
             async move {
-                if let Some(resp) = obs::route(&slot, &req) {
+                if let Some(resp) = obs::route(&slot, &req).or_else(|| console::route(&slot, &req)) {
                     return Ok::<_, Infallible>(resp);
                 }
                 let svc = match slot.get() {
