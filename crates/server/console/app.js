@@ -449,7 +449,7 @@ function viewStream(app, name) {
     const boxes = shards.map((s) => {
       const g = geo[s.ShardId];
       const st = s.SequenceNumberRange.EndingSequenceNumber ? "CLOSED" : "OPEN";
-      const label = s.ShardId.replace(/^shardId-0*/, "#") || "#0";
+      const label = "#" + (Number(s.ShardId.split("-").pop()) || 0);
       const parents = [s.ParentShardId, s.AdjacentParentShardId].filter(Boolean).join(" ");
       return `<g class="shard" data-shard-id="${esc(s.ShardId)}" data-state="${st}" data-parents="${esc(parents)}">
         <title>${esc(s.ShardId)} (${st})\nhash keys ${esc(s.HashKeyRange.StartingHashKey)} – ${esc(s.HashKeyRange.EndingHashKey)}${parents ? "\nparents: " + esc(parents) : ""}</title>
@@ -460,7 +460,7 @@ function viewStream(app, name) {
     const H = PAD * 2 + (rows - 1) * ROW + BOX + 18;
     const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) =>
       `<text x="${Math.min(W - 4, Math.max(4, f * W))}" y="${H - 4}" text-anchor="${f === 0 ? "start" : f === 1 ? "end" : "middle"}">${f === 0 ? "0" : f === 1 ? "2¹²⁸−1" : `${f * 100}%`}</text>`).join("");
-    $("#shardmap").innerHTML = `<svg viewBox="0 0 ${W} ${H}" style="height:${H}px" role="img" aria-label="shard map">
+    $("#shardmap").innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="shard map">
       <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="currentColor"/></marker></defs>
       ${edges.join("")}${boxes.join("")}${ticks}</svg>`;
     $("#shards").innerHTML = `<tr><th>Shard</th><th>State</th><th>Parent</th><th>Adjacent parent</th><th>Hash keys (share)</th><th>Sequence numbers</th></tr>` +
@@ -560,14 +560,15 @@ function viewStream(app, name) {
     chart($("#chart-throttle"), "throttled/s", [["write (records)", "writeThrottled", "--c3"], ["read (calls)", "readThrottled", "--c2"]], fmtNum);
   }
   function chart(el, title, series, fmt) {
-    const W = 600, H = 120, L = 56, B = 14;
+    // Drawn at the element's pixel width so that text is not stretched.
+    const W = Math.max(300, el.clientWidth || 600), H = 120, L = 56, B = 14;
     const max = Math.max(1, ...history.flatMap((p) => series.map(([, k]) => p[k])));
     const x = (i) => L + (i + HISTORY_POINTS_MAX - history.length) * (W - L) / (HISTORY_POINTS_MAX - 1);
     const y = (v) => (H - B) - v / max * (H - B - 6);
     const lines = series.map(([, k, c]) =>
       `<polyline fill="none" stroke="var(${c})" stroke-width="1.6" points="${history.map((p, i) => `${x(i).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" ")}"/>`).join("");
     el.innerHTML = `<div class="legend"><b>${esc(title)}</b>${series.map(([l, , c]) => `<span><i style="background:var(${c})"></i>${esc(l)}</span>`).join("")}</div>
-      <svg viewBox="0 0 ${W} ${H}" preserveAspectRatio="none">
+      <svg viewBox="0 0 ${W} ${H}">
         <line x1="${L}" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="var(--line)"/>
         <line x1="${L}" y1="6" x2="${W}" y2="6" stroke="var(--line)" stroke-dasharray="3 3"/>
         <text x="${L - 4}" y="12" text-anchor="end">${esc(fmt(max))}</text>
