@@ -150,6 +150,12 @@ test("put a record in the record browser and read it back as text, JSON and hex"
   await page.selectOption("#rb-type", "AFTER_SEQUENCE_NUMBER");
   await page.click("#rb-fetch");
   await page.waitForFunction(() => /^0 record/.test(document.querySelector("#rb-status").textContent));
+  // AT_TIMESTAMP (epoch seconds) a minute back finds it again.
+  await page.selectOption("#rb-type", "AT_TIMESTAMP");
+  await page.fill("#rb-arg", String(Math.floor(Date.now() / 1000) - 60));
+  await page.click("#rb-fetch");
+  await page.waitForFunction(() => /^1 record/.test(document.querySelector("#rb-status").textContent));
+  assert.equal(await cell.innerText(), payload);
   assert.deepEqual(page.errors, []);
 });
 
@@ -188,6 +194,9 @@ test("split a shard and see the lineage in the shard map", async () => {
   assert.equal(edges, 2);
   assert.match(await page.locator("#summary").innerText(), /Open shards\s*3/);
   await shot(page, "04-shard-map-split");
+  await page.emulateMedia({ colorScheme: "dark" });
+  await shot(page, "04-shard-map-split-dark");
+  await page.emulateMedia({ colorScheme: "light" });
 
   // Merge the two children back through the form (they are adjacent).
   const children = await page.$$eval(`#shardmap g.shard[data-parents~="${parent}"]`, (gs) => gs.map((g) => g.dataset.shardId));
