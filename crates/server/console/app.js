@@ -28,11 +28,14 @@ function flash(msg, error = false) {
   if (msg) flash.t = setTimeout(() => (f.hidden = true), error ? 10000 : 4000);
 }
 
+// Runs `fn` now and every `ms` while this view is shown; a slow run is not overlapped.
 function every(ms, fn) {
   const view = state.view;
+  let busy = false;
   const tick = async () => {
-    if (view !== state.view) return;
-    try { await fn(); } catch (e) { handleError(e); }
+    if (view !== state.view || busy) return;
+    busy = true;
+    try { await fn(); } catch (e) { handleError(e); } finally { busy = false; }
   };
   tick();
   state.timers.push(setInterval(tick, ms));
@@ -576,7 +579,15 @@ function viewStream(app, name) {
         <text x="${L}" y="${H - 2}">−${HISTORY_POINTS_MAX}s</text><text x="${W}" y="${H - 2}" text-anchor="end">now</text>
         ${lines}</svg>`;
   }
-  every(2000, refreshStream);
+  every(2000, async () => {
+    try {
+      await refreshStream();
+    } catch (e) {
+      if (e.type !== "ResourceNotFoundException") throw e;
+      state.timers.forEach(clearInterval);
+      app.innerHTML = `<p class="muted">Stream ${esc(name)} does not exist (any more). <a href="#/">All streams</a></p>`;
+    }
+  });
 }
 
 // ---------- record browser ----------
