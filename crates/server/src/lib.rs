@@ -34,6 +34,7 @@ pub mod audit;
 pub mod auth;
 mod authz;
 pub mod conn;
+pub mod console;
 pub mod obs;
 pub mod tls;
 
@@ -215,7 +216,7 @@ pub async fn serve_slot(
             // Counts the request as in flight until its response body is finished or dropped.
             let guard = handler_activity.begin();
             async move {
-                if let Some(resp) = obs::route(&slot, &req) {
+                if let Some(resp) = obs::route(&slot, &req).or_else(|| console::route(&slot, &req)) {
                     return Ok::<_, Infallible>(resp);
                 }
                 let svc = match slot.get() {
