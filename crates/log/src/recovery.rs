@@ -93,7 +93,7 @@ fn scan_after_damage(bytes: &[u8], damaged_at: usize, expected_seq: u64) -> Opti
         let plausible = format::peek_batch_header(&bytes[offset..]).is_some_and(|header| {
             header.first_seq_index >= expected_seq
                 && header.record_count > 0
-                && header.reserved == 0
+                && header.flags & !format::FLAGS_KNOWN == 0
                 && header.batch_len as usize >= format::BATCH_HEADER_LEN
                 && header.batch_len as usize <= bytes.len() - offset
         });
@@ -413,7 +413,7 @@ mod tests {
             (0..n).map(|i| (b"pk".to_vec(), vec![i as u8; 10 + i])).collect();
         let mut encoded =
             format::encode_records(records.iter().map(|(k, d)| (&k[..], &d[..]))).expect("encodes");
-        format::seal_batch(&mut encoded, first, arrival);
+        format::seal_batch(&mut encoded, 1, first, arrival);
         encoded.buf
     }
 

@@ -251,7 +251,7 @@ impl Writer {
 
         let first_seq = state.next_seq;
         let arrival_ms = state.last_arrival_ms.map_or(now_ms, |last| last.max(now_ms));
-        format::seal_batch(&mut batch, first_seq, arrival_ms);
+        format::seal_batch(&mut batch, shard.id.0, first_seq, arrival_ms);
         let offset = state.active.written_len;
         let len = batch.buf.len() as u64;
         let file = match self.files.get(&state.active.path) {
