@@ -329,7 +329,8 @@ impl Log {
         self.append_with(id, now_ms, records, Some(key)).await
     }
 
-    async fn append_with(
+    /// [`Log::append`] or [`Log::append_encrypted`], as `key` says.
+    pub async fn append_with(
         &self,
         id: LogId,
         now_ms: i64,

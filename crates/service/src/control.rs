@@ -190,6 +190,7 @@ impl Service {
             scalings_ms: Vec::new(),
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
+            encryption: Default::default(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })

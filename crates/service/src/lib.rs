@@ -9,6 +9,7 @@
 mod consumers;
 mod control;
 mod data;
+pub mod kms;
 pub mod limits;
 pub mod meta;
 pub mod reshard;
@@ -71,6 +72,8 @@ pub struct ServiceConfig {
     /// (never below the initial 4 shards).
     pub autoscale_cold_share: f64,
     pub autoscale_cold_secs: u32,
+    /// Where the KMS master keys come from (`--kms-keyring`, `KINESIN_KMS_KEYS`).
+    pub kms_keyring: kms::KeyringConfig,
 }
 
 impl ServiceConfig {
@@ -91,6 +94,7 @@ impl ServiceConfig {
             autoscale_hot_secs: 3,
             autoscale_cold_share: 0.1,
             autoscale_cold_secs: 600,
+            kms_keyring: kms::KeyringConfig::default(),
         }
     }
 }
@@ -105,6 +109,8 @@ pub enum StartError {
     Meta(#[from] meta::MetaError),
     #[error("record log: {0}")]
     Log(#[from] kinesin_log::LogError),
+    #[error(transparent)]
+    Kms(#[from] kms::KeyringError),
 }
 
 pub(crate) struct State {
@@ -137,6 +143,8 @@ pub struct Service {
     pub(crate) appended: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
     /// Live SubscribeToShard subscriptions by (ConsumerARN, shard index).
     pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
+    /// KMS master keys and the streams' unwrapped data keys (encryption at rest).
+    pub(crate) kms: kms::Kms,
 }
 
 impl Service {
@@ -144,6 +152,7 @@ impl Service {
     pub fn open(cfg: ServiceConfig, clock: Clock) -> Result<Service, StartError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+        let kms = kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)?;
         let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
         let log_cfg = LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
         let log = Log::open_default(log_cfg)?;
@@ -190,6 +199,7 @@ impl Service {
             limiter,
             appended: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
+            kms,
         })
     }
 
@@ -253,6 +263,8 @@ impl Service {
             "DeregisterStreamConsumer" => self.deregister_stream_consumer(input(body)?),
             "DescribeStreamConsumer" => self.describe_stream_consumer(input(body)?),
             "ListStreamConsumers" => self.list_stream_consumers(input(body)?),
+            "StartStreamEncryption" => self.start_stream_encryption(input(body)?),
+            "StopStreamEncryption" => self.stop_stream_encryption(input(body)?),
             other => Err(not_yet(other)),
         }
     }

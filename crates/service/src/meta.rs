@@ -177,6 +177,9 @@ pub struct StreamMeta {
     /// Enhanced fan-out consumers, in registration order.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// Data keys (wrapped) and the history of encryption changes.
+    #[serde(default)]
+    pub encryption: crate::kms::EncryptionMeta,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

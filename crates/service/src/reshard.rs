@@ -354,6 +354,7 @@ mod tests {
             mode_switches_ms: Vec::new(),
             warm_throughput_mibps: None,
             consumers: Vec::new(),
+            encryption: Default::default(),
         };
         (s, c)
     }
