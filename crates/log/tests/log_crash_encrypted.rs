@@ -25,7 +25,7 @@ fn keys() -> Keys {
 
 /// Append `k` is plain when `k % 3 == 0`, else encrypted with generation `1 + k % 2`.
 fn generation_of(append: u64) -> Option<u32> {
-    (append % 3 != 0).then_some(1 + (append % 2) as u32)
+    (!append.is_multiple_of(3)).then_some(1 + (append % 2) as u32)
 }
 
 fn read_all_keyed(log: &Log, keys: &dyn BatchKeys) -> Vec<StoredRecord> {
