@@ -247,3 +247,53 @@ def test_bad_keyring_stops_the_start_with_a_message(server_factory, tmp_path):
     srv = server_factory(data_dir=data, args=["--kms-keyring", str(bad)], start=False)
     with pytest.raises(RuntimeError, match="UUID"):
         srv.start(timeout=10)
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def test_changed_ciphertext_is_detected_and_never_served(server_factory, tmp_path, keyring):
+    srv, k, data = start_server(server_factory, tmp_path, keyring)
+    name = new_stream(k)
+    k.put_record(StreamName=name, PartitionKey="p", Data=b"plain-before")
+    k.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/a")
+    wait_status(k, name)
+    k.put_record(StreamName=name, PartitionKey="p", Data=b"to-be-tampered")
+    assert srv.stop() == 0, srv.log_text()
+    # Find the encrypted batch (flags bit 0), change one ciphertext byte, fix the checksum.
+    changed = 0
+    for seg in Path(data, "log").rglob("*.seg"):
+        raw = bytearray(seg.read_bytes())
+        at = 32
+        while at + 32 <= len(raw):
+            blen = int.from_bytes(raw[at:at + 4], "little")
+            flags = int.from_bytes(raw[at + 28:at + 32], "little")
+            if flags & 1:
+                raw[at + 50] ^= 0x01
+                body = bytes(raw[at + 32:at + blen]) + bytes(raw[at:at + 4]) + bytes(raw[at + 8:at + 32])
+                raw[at + 4:at + 8] = crc32c(body).to_bytes(4, "little")
+                changed += 1
+            at += blen
+        seg.write_bytes(bytes(raw))
+    assert changed == 1
+    srv.start()
+    k = make_client(srv.endpoint)
+    it = k.get_shard_iterator(StreamName=name, ShardId=SHARD, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    first = k.get_records(ShardIterator=it, Limit=1)
+    assert [r["Data"] for r in first["Records"]] == [b"plain-before"]
+    from botocore.exceptions import ClientError
+    with pytest.raises(ClientError) as e:
+        k.get_records(ShardIterator=first["NextShardIterator"])
+    assert e.value.response["Error"]["Code"] == "InternalFailureException"
+    assert "integrity" in e.value.response["Error"]["Message"]
+    # Nothing else is harmed: new records are written and read after it.
+    k.put_record(StreamName=name, PartitionKey="p", Data=b"after")
+    it = k.get_shard_iterator(StreamName=name, ShardId=SHARD, ShardIteratorType="LATEST")["ShardIterator"]
+    k.put_record(StreamName=name, PartitionKey="p", Data=b"after-latest")
+    assert [r["Data"] for r in k.get_records(ShardIterator=it)["Records"]] == [b"after-latest"]

@@ -336,7 +336,8 @@ impl Kms {
         let material = self.usable(master)?;
         let data_key = random_bytes::<DATA_KEY_LEN>();
         let wrapped = wrap(material, &data_key, &wrap_aad(incarnation, generation, &master.id));
-        self.cache.lock().insert((incarnation, generation), Ok(BatchKey::new(generation, &data_key)));
+        // Not cached here: if the metadata commit fails, this generation number is made again
+        // with another key. The first use unwraps it from the committed document.
         Ok(DataKeyMeta {
             generation,
             master_key_id: master.id.clone(),
@@ -350,18 +351,21 @@ impl Kms {
         if let Some(hit) = self.cache.lock().get(&(s.incarnation, generation)) {
             return hit.clone();
         }
-        let result = self.unwrap_data_key(s, generation);
+        let Some(meta) = s.encryption.data_keys.iter().find(|d| d.generation == generation) else {
+            // Not cached: a reader holding an older snapshot of the stream may meet a batch of
+            // a generation committed after it took the snapshot.
+            return Err(ApiError::internal(format!(
+                "Stream {} has records encrypted with data key generation {generation}, which its metadata does not hold (yet). Retry.",
+                s.name
+            )));
+        };
+        let result = self.unwrap_data_key(s, meta);
         self.cache.lock().insert((s.incarnation, generation), result.clone());
         result
     }
 
-    fn unwrap_data_key(&self, s: &StreamMeta, generation: u32) -> Result<BatchKey, ApiError> {
-        let Some(meta) = s.encryption.data_keys.iter().find(|d| d.generation == generation) else {
-            return Err(ApiError::internal(format!(
-                "Stream {} has records encrypted with data key generation {generation}, which its metadata does not hold.",
-                s.name
-            )));
-        };
+    fn unwrap_data_key(&self, s: &StreamMeta, meta: &DataKeyMeta) -> Result<BatchKey, ApiError> {
+        let generation = meta.generation;
         let Some(master) = self.by_id(&meta.master_key_id) else {
             return Err(ApiError::new(
                 ErrorKind::KmsNotFound,
