@@ -162,7 +162,10 @@ pub(crate) fn encode_segment_header(log_id: u64, base_seq_index: u64) -> [u8; SE
     out[SEG_BASE_OFFSET..SEG_CRC_OFFSET].copy_from_slice(&base_seq_index.to_le_bytes());
     let crc = crc32c::crc32c(&out[..SEG_CRC_OFFSET]);
     out[SEG_CRC_OFFSET..SEGMENT_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
-    debug_assert_eq!(decode_segment_header(&out), Ok(SegmentHeader { log_id, base_seq_index }));
+    debug_assert_eq!(
+        decode_segment_header(&out),
+        Ok(SegmentHeader { log_id, base_seq_index, format_version: FORMAT_VERSION })
+    );
     out
 }
 
@@ -170,6 +173,8 @@ pub(crate) fn encode_segment_header(log_id: u64, base_seq_index: u64) -> [u8; SE
 pub(crate) struct SegmentHeader {
     pub log_id: u64,
     pub base_seq_index: u64,
+    /// `FORMAT_VERSION_MIN ..= FORMAT_VERSION`; only version 2 and later hold encrypted batches.
+    pub format_version: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +206,7 @@ pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, Heade
         return Err(HeaderError::Damaged("segment header reserved field is not zero"));
     }
     Ok(SegmentHeader {
+        format_version: version,
         log_id: read_u64(bytes, SEG_LOG_ID_OFFSET),
         base_seq_index: read_u64(bytes, SEG_BASE_OFFSET),
     })
@@ -523,7 +529,10 @@ mod tests {
     #[test]
     fn segment_header_round_trips_and_detects_damage() {
         let header = encode_segment_header(0xabcd, 42);
-        assert_eq!(decode_segment_header(&header), Ok(SegmentHeader { log_id: 0xabcd, base_seq_index: 42 }));
+        assert_eq!(
+            decode_segment_header(&header),
+            Ok(SegmentHeader { log_id: 0xabcd, base_seq_index: 42, format_version: 2 })
+        );
         assert_eq!(decode_segment_header(&header[..31]), Err(HeaderError::Short));
         for i in 0..SEGMENT_HEADER_LEN {
             let mut bad = header;

@@ -277,6 +277,7 @@ impl Log {
                         path: path.clone(),
                         written_len: header_len,
                         synced_len: header_len,
+                        takes_encrypted: true,
                     },
                     next_seq: first_seq_index,
                     last_arrival_ms: None,
@@ -554,8 +555,13 @@ impl Log {
             return Err(error);
         }
         let header_len = SEGMENT_HEADER_LEN as u64;
-        state.active =
-            ActiveSegment { base, path: path.clone(), written_len: header_len, synced_len: header_len };
+        state.active = ActiveSegment {
+            base,
+            path: path.clone(),
+            written_len: header_len,
+            synced_len: header_len,
+            takes_encrypted: true,
+        };
         state.needs_roll = false;
         state.dir_sync_pending = false;
         state.index_covered_len = Some(header_len);

@@ -349,11 +349,13 @@ pub(crate) fn recover_log(
     // What survived may sit unsynced in the page cache (after a process crash): the caller
     // makes it durable (one syncfs for all logs) before serving it, so no reader sees a record
     // a later crash could take back.
+    let takes_encrypted = takes_encrypted(storage, &last.path, id, last.base, last_len)?;
     let active = ActiveSegment {
         base: last.base,
         path: last.path.clone(),
         written_len: last_len,
         synced_len: last_len,
+        takes_encrypted,
     };
     // The in-memory tail starts empty: reads near the tip go to disk until new appends arrive,
     // which keeps a restart from reading every log's newest bytes.
@@ -396,6 +398,31 @@ fn last_entry_matches(file: &dyn StorageFile, index: &SegmentIndex) -> bool {
 
 fn parse_base(digits: &str) -> Option<u64> {
     format::parse_segment_file_name(&format!("{digits}{}", format::SEGMENT_SUFFIX))
+}
+
+/// Whether the active segment may receive encrypted batches: yes for format version 2. An
+/// empty version-1 segment gets a version-2 header (nothing in it to keep); one with records is
+/// left as it is and the writer moves on before its first encrypted batch.
+fn takes_encrypted(
+    storage: &Arc<dyn Storage>,
+    path: &Path,
+    id: LogId,
+    base: u64,
+    len: u64,
+) -> Result<bool, LogError> {
+    let file = storage.open_file(path).map_err(io("open", path))?;
+    let mut raw = [0u8; SEGMENT_HEADER_LEN];
+    if file.read_exact_at(&mut raw, 0).is_err() {
+        return Ok(false);
+    }
+    match format::decode_segment_header(&raw) {
+        Ok(header) if header.format_version >= 2 => Ok(true),
+        Ok(_) if len == SEGMENT_HEADER_LEN as u64 => {
+            rewrite_header(&file, path, id, base)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 fn rewrite_header(file: &Arc<dyn StorageFile>, path: &Path, id: LogId, base: u64) -> Result<(), LogError> {

@@ -70,6 +70,10 @@ pub(crate) struct ActiveSegment {
     pub written_len: u64,
     /// Bytes known durable.
     pub synced_len: u64,
+    /// False for a segment of format version 1 (left by an older kinesin), which must not
+    /// receive encrypted batches: the writer moves to a new segment before the first one, so
+    /// that an older binary refuses the new segment instead of taking the batch for damage.
+    pub takes_encrypted: bool,
 }
 
 #[derive(Debug)]
