@@ -108,6 +108,14 @@ pub struct ServeArgs {
     /// Also audit data-plane calls (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard).
     #[arg(long, env = "KINESIN_AUDIT_DATA_PLANE")]
     audit_data_plane: Option<Option<bool>>,
+    /// TOML keyring of KMS master keys for StartStreamEncryption (`[[key]]` with id, arn,
+    /// aliases, material or material_file, enabled, state, deny; README "Encryption at rest")
+    /// [default: only alias/aws/kinesis, made on first start in <data-dir>/kms/].
+    #[arg(long, env = "KINESIN_KMS_KEYRING")]
+    kms_keyring: Option<PathBuf>,
+    /// The same TOML as --kms-keyring, inline (keys added to the file's).
+    #[arg(long, env = "KINESIN_KMS_KEYS")]
+    kms_keys: Option<String>,
 }
 
 impl ServeArgs {
@@ -136,6 +144,7 @@ impl ServeArgs {
         fill!(tls_listen, tls_cert, tls_key, credentials);
         fill!(max_connections, header_read_timeout_secs, idle_timeout_secs);
         fill!(audit_log, audit_max_bytes, audit_keep, audit_data_plane);
+        fill!(kms_keyring, kms_keys);
         if self.init_stream.is_empty() {
             self.init_stream = file.init_stream;
         }
@@ -216,6 +225,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         cfg.limits.apply_overrides(o).map_err(anyhow::Error::msg)?;
     }
     cfg.scalings_per_day = args.scalings_per_day.unwrap_or(cfg.scalings_per_day);
+    cfg.kms_keyring =
+        kinesin_service::kms::KeyringConfig { file: args.kms_keyring.clone(), inline: args.kms_keys.clone() };
     let init: Vec<(String, i64)> =
         args.init_stream.iter().map(|s| parse_init_stream(s)).collect::<Result<_>>()?;
     let listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:4567".into());

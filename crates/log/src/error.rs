@@ -31,6 +31,13 @@ pub enum LogError {
     /// The append is not acceptable (no records, too many records, too many bytes).
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    /// An encrypted batch names a key generation the caller did not provide.
+    #[error("log {id}: the data key of generation {generation} is not available")]
+    KeyUnavailable { id: LogId, generation: u32 },
+    /// An encrypted batch failed its authentication: it was changed on disk, or the key given
+    /// for its generation is not the one it was sealed with. It is not served.
+    #[error("encrypted batch in {path} at offset {offset} failed authentication (changed on disk, or the wrong key)")]
+    Unauthentic { path: PathBuf, offset: u64 },
     /// The log is shutting down and takes no more appends.
     #[error("the log is shutting down")]
     ShuttingDown,

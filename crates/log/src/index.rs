@@ -33,7 +33,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::format::{FORMAT_VERSION, SEGMENT_HEADER_LEN};
+use crate::format::SEGMENT_HEADER_LEN;
+
+/// The index file format this build reads and writes (independent of the segment format).
+pub(crate) const FORMAT_VERSION: u16 = 1;
 use crate::shard::BatchEntry;
 use crate::{LogId, Storage};
 

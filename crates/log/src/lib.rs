@@ -14,6 +14,7 @@
 #![deny(clippy::big_endian_bytes, clippy::host_endian_bytes, clippy::dbg_macro)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod crypt;
 mod error;
 mod files;
 mod format;
@@ -32,9 +33,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use crate::crypt::{BatchKey, BatchKeys, NoKeys, DATA_KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use crate::error::LogError;
 pub use crate::format::{
-    BATCH_BYTES_MAX, BATCH_HEADER_LEN, BATCH_RECORDS_MAX, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_LEN,
+    BATCH_BYTES_MAX, BATCH_HEADER_LEN, BATCH_RECORDS_MAX, ENCRYPTION_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES,
+    SEGMENT_HEADER_LEN,
 };
 pub use crate::histogram::{HistogramSnapshot, LatencyHistogram, LATENCY_BUCKETS_MS};
 pub use crate::log::{Log, LogStats};
@@ -93,6 +96,8 @@ pub struct StoredRecord {
     pub arrival_ms: i64,
     pub partition_key: Bytes,
     pub data: Bytes,
+    /// Stored encrypted (appended with [`Log::append_encrypted`]).
+    pub encrypted: bool,
 }
 
 /// Where an append landed: record `i` of the append got `first_seq_index + i`.

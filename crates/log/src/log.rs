@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, Semaphore};
 
+use crate::crypt::{BatchKey, BatchKeys, NoKeys};
 use crate::files::FileCache;
 use crate::format::{self, EncodeError, SEGMENT_HEADER_LEN};
 use crate::recovery;
@@ -276,6 +277,7 @@ impl Log {
                         path: path.clone(),
                         written_len: header_len,
                         synced_len: header_len,
+                        takes_encrypted: true,
                     },
                     next_seq: first_seq_index,
                     last_arrival_ms: None,
@@ -312,18 +314,55 @@ impl Log {
         now_ms: i64,
         records: Vec<RecordIn>,
     ) -> Result<AppendOutcome, LogError> {
-        let batch = format::encode_records(records.iter().map(|r| (&r.partition_key[..], &r.data[..])))
-            .map_err(|error| match error {
-                EncodeError::Empty => LogError::InvalidAppend("no records".into()),
-                EncodeError::TooManyRecords(n) => LogError::InvalidAppend(format!(
-                    "{n} records, at most {} allowed",
-                    format::BATCH_RECORDS_MAX
-                )),
-                EncodeError::TooLarge(n) => LogError::InvalidAppend(format!(
-                    "{n} bytes encoded, at most {} allowed",
-                    format::BATCH_BYTES_MAX
-                )),
-            })?;
+        self.append_with(id, now_ms, records, None).await
+    }
+
+    /// [`Log::append`], the batch stored encrypted with `key` (AES-256-GCM, a random nonce per
+    /// batch; `docs/format.md`, "Encrypted batches"). Reading it back needs the key of its
+    /// generation ([`Log::read_with`]).
+    pub async fn append_encrypted(
+        &self,
+        id: LogId,
+        now_ms: i64,
+        records: Vec<RecordIn>,
+        key: &BatchKey,
+    ) -> Result<AppendOutcome, LogError> {
+        self.append_with(id, now_ms, records, Some(key)).await
+    }
+
+    /// [`Log::append`] or [`Log::append_encrypted`], as `key` says.
+    pub async fn append_with(
+        &self,
+        id: LogId,
+        now_ms: i64,
+        records: Vec<RecordIn>,
+        key: Option<&BatchKey>,
+    ) -> Result<AppendOutcome, LogError> {
+        let encryption = match key {
+            None => None,
+            Some(key) => {
+                let nonce = crate::crypt::random_nonce().ok_or_else(|| {
+                    LogError::InvalidAppend(
+                        "the system random generator failed; no nonce for the batch".into(),
+                    )
+                })?;
+                Some((key.clone(), nonce))
+            }
+        };
+        let batch = format::encode_records_with(
+            records.iter().map(|r| (&r.partition_key[..], &r.data[..])),
+            encryption,
+        )
+        .map_err(|error| match error {
+            EncodeError::Empty => LogError::InvalidAppend("no records".into()),
+            EncodeError::TooManyRecords(n) => {
+                LogError::InvalidAppend(format!("{n} records, at most {} allowed", format::BATCH_RECORDS_MAX))
+            }
+            EncodeError::TooLarge(n) => LogError::InvalidAppend(format!(
+                "{n} bytes encoded, at most {} allowed",
+                format::BATCH_BYTES_MAX
+            )),
+        })?;
         drop(records);
         let shard = self.shard(id)?;
         let slot =
@@ -355,13 +394,28 @@ impl Log {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadOutcome, LogError> {
+        self.read_with(id, from_seq_index, max_records, max_bytes, &NoKeys)
+    }
+
+    /// [`Log::read`], decrypting encrypted batches with the keys of their generations from
+    /// `keys`. A batch whose generation `keys` does not have fails the read with
+    /// [`LogError::KeyUnavailable`]; one that fails authentication with
+    /// [`LogError::Unauthentic`] (never served, never quarantined: the key may be wrong).
+    pub fn read_with(
+        &self,
+        id: LogId,
+        from_seq_index: u64,
+        max_records: usize,
+        max_bytes: usize,
+        keys: &dyn BatchKeys,
+    ) -> Result<ReadOutcome, LogError> {
         let shard = self.shard(id)?;
         // Each damaged batch found takes itself and the rest of its segment out of the index,
         // so the retries are few; the bound keeps a pathological disk from looping forever.
         self.inner.tails.touch(&shard);
         for _ in 0..READ_DAMAGE_RETRIES_MAX {
             let plan = shard.read.read().plan_read(from_seq_index, max_records, max_bytes);
-            let (out, damage) = match plan.execute(&self.inner.files, max_records, max_bytes) {
+            let (out, damage) = match plan.execute(id, keys, &self.inner.files, max_records, max_bytes) {
                 // The segment was trimmed after the read was planned: plan again.
                 Err(LogError::Io { op: "open", path, source })
                     if source.kind() == std::io::ErrorKind::NotFound
@@ -501,8 +555,13 @@ impl Log {
             return Err(error);
         }
         let header_len = SEGMENT_HEADER_LEN as u64;
-        state.active =
-            ActiveSegment { base, path: path.clone(), written_len: header_len, synced_len: header_len };
+        state.active = ActiveSegment {
+            base,
+            path: path.clone(),
+            written_len: header_len,
+            synced_len: header_len,
+            takes_encrypted: true,
+        };
         state.needs_roll = false;
         state.dir_sync_pending = false;
         state.index_covered_len = Some(header_len);

@@ -93,7 +93,7 @@ fn scan_after_damage(bytes: &[u8], damaged_at: usize, expected_seq: u64) -> Opti
         let plausible = format::peek_batch_header(&bytes[offset..]).is_some_and(|header| {
             header.first_seq_index >= expected_seq
                 && header.record_count > 0
-                && header.reserved == 0
+                && header.flags & !format::FLAGS_KNOWN == 0
                 && header.batch_len as usize >= format::BATCH_HEADER_LEN
                 && header.batch_len as usize <= bytes.len() - offset
         });
@@ -349,11 +349,13 @@ pub(crate) fn recover_log(
     // What survived may sit unsynced in the page cache (after a process crash): the caller
     // makes it durable (one syncfs for all logs) before serving it, so no reader sees a record
     // a later crash could take back.
+    let takes_encrypted = takes_encrypted(storage, &last.path, id, last.base, last_len)?;
     let active = ActiveSegment {
         base: last.base,
         path: last.path.clone(),
         written_len: last_len,
         synced_len: last_len,
+        takes_encrypted,
     };
     // The in-memory tail starts empty: reads near the tip go to disk until new appends arrive,
     // which keeps a restart from reading every log's newest bytes.
@@ -398,6 +400,31 @@ fn parse_base(digits: &str) -> Option<u64> {
     format::parse_segment_file_name(&format!("{digits}{}", format::SEGMENT_SUFFIX))
 }
 
+/// Whether the active segment may receive encrypted batches: yes for format version 2. An
+/// empty version-1 segment gets a version-2 header (nothing in it to keep); one with records is
+/// left as it is and the writer moves on before its first encrypted batch.
+fn takes_encrypted(
+    storage: &Arc<dyn Storage>,
+    path: &Path,
+    id: LogId,
+    base: u64,
+    len: u64,
+) -> Result<bool, LogError> {
+    let file = storage.open_file(path).map_err(io("open", path))?;
+    let mut raw = [0u8; SEGMENT_HEADER_LEN];
+    if file.read_exact_at(&mut raw, 0).is_err() {
+        return Ok(false);
+    }
+    match format::decode_segment_header(&raw) {
+        Ok(header) if header.format_version >= 2 => Ok(true),
+        Ok(_) if len == SEGMENT_HEADER_LEN as u64 => {
+            rewrite_header(&file, path, id, base)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 fn rewrite_header(file: &Arc<dyn StorageFile>, path: &Path, id: LogId, base: u64) -> Result<(), LogError> {
     file.set_len(0).map_err(io("truncate", path))?;
     file.write_all_at(&format::encode_segment_header(id.0, base), 0).map_err(io("write", path))?;
@@ -413,7 +440,7 @@ mod tests {
             (0..n).map(|i| (b"pk".to_vec(), vec![i as u8; 10 + i])).collect();
         let mut encoded =
             format::encode_records(records.iter().map(|(k, d)| (&k[..], &d[..]))).expect("encodes");
-        format::seal_batch(&mut encoded, first, arrival);
+        format::seal_batch(&mut encoded, 1, first, arrival);
         encoded.buf
     }
 

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use crate::crypt::BatchKeys;
 use crate::files::FileCache;
-use crate::format::{self, BATCH_HEADER_LEN, RECORD_OVERHEAD_BYTES};
+use crate::format::{self, DecodeError, BATCH_HEADER_LEN, RECORD_OVERHEAD_BYTES};
 use crate::tail::{MemBatch, Tail, TailTick};
 use crate::{LogError, LogId, ReadOutcome, StoredRecord};
 
@@ -69,6 +70,10 @@ pub(crate) struct ActiveSegment {
     pub written_len: u64,
     /// Bytes known durable.
     pub synced_len: u64,
+    /// False for a segment of format version 1 (left by an older kinesin), which must not
+    /// receive encrypted batches: the writer moves to a new segment before the first one, so
+    /// that an older binary refuses the new segment instead of taking the batch for damage.
+    pub takes_encrypted: bool,
 }
 
 #[derive(Debug)]
@@ -229,6 +234,8 @@ impl ReadPlan {
     /// before it.
     pub fn execute(
         self,
+        log_id: LogId,
+        keys: &dyn BatchKeys,
         files: &FileCache,
         max_records: usize,
         max_bytes: usize,
@@ -252,11 +259,22 @@ impl ReadPlan {
             let (buffers, damage) = read_run(files, &self.items[index..run_end])?;
             let mut damage = damage;
             for (item, buf) in self.items[index..run_end].iter().zip(buffers) {
-                let records = match format::decode_records(&buf) {
-                    Ok(records) => records,
-                    Err(why) => {
+                let (records, encrypted) = match format::decode_records(&buf, log_id.0, keys) {
+                    Ok(decoded) => decoded,
+                    Err(DecodeError::Damaged(why)) => {
                         damage = Some(damage_at(item, why));
                         break;
+                    }
+                    // Not damage: the bytes passed their checksum. Nothing of the batch is served
+                    // and the read fails; the records before it are not returned either, so the
+                    // caller's position stays at or before the batch.
+                    Err(DecodeError::KeyUnavailable(generation)) => {
+                        return Err(LogError::KeyUnavailable { id: log_id, generation });
+                    }
+                    Err(DecodeError::Unauthentic) => {
+                        let Damage { path, offset, .. } = damage_at(item, "");
+                        tracing::error!(file = %path.display(), offset, "encrypted batch failed authentication; not served");
+                        return Err(LogError::Unauthentic { path, offset });
                     }
                 };
                 for (i, record) in records.into_iter().enumerate() {
@@ -277,6 +295,7 @@ impl ReadPlan {
                         arrival_ms: item.entry.arrival_ms,
                         partition_key: record.partition_key,
                         data: record.data,
+                        encrypted,
                     });
                 }
             }

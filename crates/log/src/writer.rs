@@ -248,7 +248,8 @@ impl Writer {
         }
         let full = state.active.written_len >= self.config.segment_bytes_max
             && state.active.written_len > SEGMENT_HEADER_LEN as u64;
-        if state.needs_roll || full {
+        let leaves_version_1 = batch.encryption.is_some() && !state.active.takes_encrypted;
+        if state.needs_roll || full || leaves_version_1 {
             if let Err(failure) = self.roll(shard, state, pending) {
                 return Err((reply, failure));
             }
@@ -256,7 +257,7 @@ impl Writer {
 
         let first_seq = state.next_seq;
         let arrival_ms = state.last_arrival_ms.map_or(now_ms, |last| last.max(now_ms));
-        format::seal_batch(&mut batch, first_seq, arrival_ms);
+        format::seal_batch(&mut batch, shard.id.0, first_seq, arrival_ms);
         let offset = state.active.written_len;
         let len = batch.buf.len() as u64;
         let file = match self.files.get(&state.active.path) {
@@ -327,8 +328,13 @@ impl Writer {
         let file = create_segment(self.storage.as_ref(), &self.files, &path, shard.id, base)?;
         self.files.insert(&path, file);
         tracing::debug!(file = %path.display(), "started a new segment");
-        state.active =
-            ActiveSegment { base, path: path.clone(), written_len: SEGMENT_HEADER_LEN as u64, synced_len: 0 };
+        state.active = ActiveSegment {
+            base,
+            path: path.clone(),
+            written_len: SEGMENT_HEADER_LEN as u64,
+            synced_len: 0,
+            takes_encrypted: true,
+        };
         state.needs_roll = false;
         state.dir_sync_pending = true;
         state.index_covered_len = Some(SEGMENT_HEADER_LEN as u64);

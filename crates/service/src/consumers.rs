@@ -543,7 +543,11 @@ impl Service {
         };
         let horizon = self.log.seek_time(log, now - s.retention_ms()).map_err(failed)?;
         let from = (*position).max(horizon);
-        let out = self.log.read(log, from, EVENT_RECORDS_MAX, budget).map_err(failed)?;
+        let keys = self.kms.read_keys(s);
+        let out = self
+            .log
+            .read_with(log, from, EVENT_RECORDS_MAX, budget, &keys)
+            .map_err(|e| crate::kms::read_error(&keys, &e).unwrap_or_else(|| failed(e)))?;
         let tip = self.log.tip(log).map_err(failed)?;
         let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
         let next = out.next_seq_index.max(from);
@@ -560,9 +564,8 @@ impl Service {
             None => sh.sequence_number(next.saturating_sub(1), now),
         };
         *position = next;
-        let encryption = s.encryption_key_id.as_ref().map(|_| "KMS");
         let records: Vec<RecordOut> =
-            out.records.into_iter().map(|r| crate::data::record_out(sh, r, encryption)).collect();
+            out.records.into_iter().map(|r| crate::data::record_out(sh, r)).collect();
         let at_end = sh.closed.as_ref().is_some_and(|c| next >= c.end_seq_index);
         let event = SubscribeToShardEventOut {
             records,

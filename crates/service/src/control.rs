@@ -206,6 +206,7 @@ impl Service {
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
             metrics: Default::default(),
+            encryption: Default::default(),
         };
         self.store
             .commit(&Change { put_streams: &[&stream], counters: Some(&counters), ..Default::default() })

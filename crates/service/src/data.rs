@@ -121,6 +121,7 @@ impl Service {
                 req.data.0.clone(),
                 "",
             )?;
+            let key = self.kms.write_key(&s)?;
             if let Some(seq) = &req.sequence_number_for_ordering {
                 let now_secs = (self.clock.now_ms() / 1000) as u64;
                 let ok = SequenceNumber::parse(seq).map(|n| n.arrival_secs <= now_secs).unwrap_or(false);
@@ -152,10 +153,11 @@ impl Service {
             }
             let out = self
                 .log
-                .append(
+                .append_with(
                     LogId(sh.log_id),
                     now,
                     vec![RecordIn { partition_key: Bytes::from(r.pk), data: r.data }],
+                    key.as_ref(),
                 )
                 .await
                 .map_err(|e| append_failure(&s, sh, &e))?;
@@ -200,6 +202,7 @@ impl Service {
                     "Records of this PutRecords request total {total} bytes of data and partition keys, more than the limit of {PUT_RECORDS_BYTES_MAX} bytes. Split them into smaller requests."
                 )));
             }
+            let key = self.kms.write_key(&s)?;
             if req.dry_run == Some(true) {
                 return Err(dry_run());
             }
@@ -271,7 +274,7 @@ impl Service {
                 }
                 if !recs.is_empty() {
                     order.push((shard, keep, kept_bytes));
-                    appends.push(self.log.append(LogId(sh.log_id), now, recs));
+                    appends.push(self.log.append_with(LogId(sh.log_id), now, recs, key.as_ref()));
                 }
             }
             let outcomes = join_all(appends).await;
@@ -473,8 +476,11 @@ impl Service {
         let horizon =
             self.log.seek_time(log, now - s.retention_ms()).map_err(|e| read_failure(&s, sh, &e))?;
         let from = it.position.max(horizon);
-        let out =
-            self.log.read(log, from, limit, GET_RECORDS_BYTES_MAX).map_err(|e| read_failure(&s, sh, &e))?;
+        let keys = self.kms.read_keys(&s);
+        let out = self
+            .log
+            .read_with(log, from, limit, GET_RECORDS_BYTES_MAX, &keys)
+            .map_err(|e| crate::kms::read_error(&keys, &e).unwrap_or_else(|| read_failure(&s, sh, &e)))?;
         let tip = self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?;
         let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
         self.limiter.charge_read(sh.log_id, bytes, now);
@@ -497,8 +503,7 @@ impl Service {
         sh.metrics.outgoing_bytes.add(bytes as u64);
         sh.metrics.outgoing_records.add(n);
         sh.metrics.iterator_age_ms.set(iterator_age_ms);
-        let encryption = s.encryption_key_id.as_ref().map(|_| "KMS");
-        let records = out.records.into_iter().map(|r| record_out(sh, r, encryption)).collect();
+        let records = out.records.into_iter().map(|r| record_out(sh, r)).collect();
         let at_end = sh.closed.as_ref().is_some_and(|c| next_position >= c.end_seq_index);
         if at_end {
             let children = child_shards(&s, sh);
@@ -524,13 +529,15 @@ impl Service {
     }
 }
 
-pub(crate) fn record_out(sh: &ShardMeta, r: StoredRecord, encryption: Option<&'static str>) -> RecordOut {
+/// One record as GetRecords and SubscribeToShard answer it: `EncryptionType` is KMS for a
+/// record stored encrypted (whatever the stream's setting is now) and absent otherwise.
+pub(crate) fn record_out(sh: &ShardMeta, r: StoredRecord) -> RecordOut {
     RecordOut {
         sequence_number: sh.sequence_number(r.seq_index, r.arrival_ms).encode(),
         approximate_arrival_timestamp: Timestamp(r.arrival_ms),
         data: Blob(r.data),
         partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
-        encryption_type: encryption,
+        encryption_type: r.encrypted.then_some("KMS"),
     }
 }
 

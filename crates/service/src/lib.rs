@@ -9,6 +9,7 @@
 mod consumers;
 mod control;
 mod data;
+pub mod kms;
 pub mod limits;
 pub mod meta;
 pub mod metrics;
@@ -72,6 +73,8 @@ pub struct ServiceConfig {
     /// (never below the initial 4 shards).
     pub autoscale_cold_share: f64,
     pub autoscale_cold_secs: u32,
+    /// Where the KMS master keys come from (`--kms-keyring`, `KINESIN_KMS_KEYS`).
+    pub kms_keyring: kms::KeyringConfig,
 }
 
 impl ServiceConfig {
@@ -92,6 +95,7 @@ impl ServiceConfig {
             autoscale_hot_secs: 3,
             autoscale_cold_share: 0.1,
             autoscale_cold_secs: 600,
+            kms_keyring: kms::KeyringConfig::default(),
         }
     }
 }
@@ -106,6 +110,8 @@ pub enum StartError {
     Meta(#[from] meta::MetaError),
     #[error("record log: {0}")]
     Log(#[from] kinesin_log::LogError),
+    #[error(transparent)]
+    Kms(#[from] kms::KeyringError),
 }
 
 pub(crate) struct State {
@@ -141,6 +147,8 @@ pub struct Service {
     pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
     /// How long `open` took (metadata and shard-log recovery), for `kinesin_recovery_seconds`.
     pub(crate) recovery_time: std::time::Duration,
+    /// KMS master keys and the streams' unwrapped data keys (encryption at rest).
+    pub(crate) kms: kms::Kms,
 }
 
 impl Service {
@@ -149,6 +157,7 @@ impl Service {
         let started = std::time::Instant::now();
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+        let kms = kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)?;
         let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
         let log_cfg = LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
         let log = Log::open_default(log_cfg)?;
@@ -207,6 +216,7 @@ impl Service {
             appended: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             recovery_time,
+            kms,
         })
     }
 
@@ -270,6 +280,8 @@ impl Service {
             "DeregisterStreamConsumer" => self.deregister_stream_consumer(input(body)?),
             "DescribeStreamConsumer" => self.describe_stream_consumer(input(body)?),
             "ListStreamConsumers" => self.list_stream_consumers(input(body)?),
+            "StartStreamEncryption" => self.start_stream_encryption(input(body)?),
+            "StopStreamEncryption" => self.stop_stream_encryption(input(body)?),
             other => Err(not_yet(other)),
         }
     }

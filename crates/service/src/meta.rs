@@ -187,6 +187,9 @@ pub struct StreamMeta {
     /// Stream-level metrics; clones of the snapshot share them (`crate::metrics`).
     #[serde(skip)]
     pub metrics: crate::metrics::StreamMetricsRef,
+    /// Data keys (wrapped) and the history of encryption changes.
+    #[serde(default)]
+    pub encryption: crate::kms::EncryptionMeta,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -363,6 +363,7 @@ mod tests {
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
             metrics: Default::default(),
+            encryption: Default::default(),
         };
         (s, c)
     }
