@@ -173,3 +173,28 @@ def test_connection_cap(server_factory):
     third.close()
     for s in hold:
         s.close()
+
+
+def test_slow_body_times_out(server_factory):
+    slow = server_factory(ephemeral=True, args=["--body-read-timeout-secs", "2"])
+    with connect(slow) as s:
+        s.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+            b"X-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        t = time.time()
+        # One byte a second: the connection is never idle, but the body never completes.
+        resp = b""
+        s.settimeout(1.0)
+        while time.time() - t < 8 and b"\r\n\r\n" not in resp:
+            try:
+                s.sendall(b" ")
+                resp += s.recv(4096)
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        assert resp.startswith(b"HTTP/1.1 408"), resp
+        assert b"RequestTimeoutException" in resp or b"\r\n\r\n" in resp
+        assert 1.5 < time.time() - t < 6
+    assert alive(slow)

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// [default: 120].
     #[arg(long, env = "KINESIN_IDLE_TIMEOUT_SECS")]
     idle_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's whole body once its headers are in (a slow-body
+    /// client holds memory meanwhile); later: 408 and the connection closed [default: 60].
+    #[arg(long, env = "KINESIN_BODY_READ_TIMEOUT_SECS")]
+    body_read_timeout_secs: Option<u64>,
     /// File of the audit trail: one JSON line per control-plane call and per authentication or
     /// authorization failure [default: none].
     #[arg(long, env = "KINESIN_AUDIT_LOG")]
@@ -142,7 +146,7 @@ impl ServeArgs {
             log_format
         );
         fill!(tls_listen, tls_cert, tls_key, credentials);
-        fill!(max_connections, header_read_timeout_secs, idle_timeout_secs);
+        fill!(max_connections, header_read_timeout_secs, idle_timeout_secs, body_read_timeout_secs);
         fill!(audit_log, audit_max_bytes, audit_keep, audit_data_plane);
         fill!(kms_keyring, kms_keys);
         if self.init_stream.is_empty() {
@@ -370,6 +374,12 @@ fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
             bail!("--idle-timeout-secs 0: give the seconds an idle connection is kept");
         }
         limits.idle_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = args.body_read_timeout_secs {
+        if s == 0 {
+            bail!("--body-read-timeout-secs 0: give the seconds a client has to send a request body");
+        }
+        limits.body_read_timeout = Duration::from_secs(s);
     }
     Ok(limits)
 }

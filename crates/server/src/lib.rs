@@ -64,6 +64,17 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a connection may sit with no request in flight and no bytes moving
 /// (`--idle-timeout-secs`) before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default time a client has to send a request's whole body once its headers are in
+/// (`--body-read-timeout-secs`): 16 MiB at ~280 KB/s. A slow-body client holds its reservation of
+/// the body budget meanwhile; after it, 408 `RequestTimeoutException` and the body is dropped.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The body read timeout of the running server (set by [`serve_slot`]).
+fn body_read_timeout() -> Duration {
+    BODY_READ_TIMEOUT_SET.get().copied().unwrap_or(BODY_READ_TIMEOUT)
+}
+static BODY_READ_TIMEOUT_SET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
 /// HTTP/2 keep-alive pings: a peer that does not answer one within the timeout is gone.
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -107,6 +118,7 @@ pub struct ServerLimits {
     pub connections_max: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -115,6 +127,7 @@ impl Default for ServerLimits {
             connections_max: CONNECTIONS_MAX,
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
@@ -178,6 +191,7 @@ pub async fn serve_slot(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let _ = BODY_READ_TIMEOUT_SET.set(limits.body_read_timeout);
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
@@ -446,7 +460,12 @@ async fn answer(
     let Ok(_body_budget) = body_budget().acquire_many(reserved_kib).await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, Bytes::new());
     };
-    let body = match Limited::new(body, REQUEST_BODY_BYTES_MAX).collect().await {
+    let collected =
+        tokio::time::timeout(body_read_timeout(), Limited::new(body, REQUEST_BODY_BYTES_MAX).collect());
+    let Ok(collected) = collected.await else {
+        return request_timeout();
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
@@ -626,6 +645,22 @@ async fn authorized_call(
 fn body_budget() -> &'static Semaphore {
     static BUDGET: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
     BUDGET.get_or_init(|| Semaphore::new(REQUEST_BODIES_BYTES_MAX / 1024))
+}
+
+/// 408 for a body not received within the body read timeout; the connection is closed.
+fn request_timeout() -> Response<Body> {
+    let body = serde_json::json!({
+        "__type": "RequestTimeoutException",
+        "message": format!(
+            "The request body did not arrive within {} s of its headers; send it faster or split the request.",
+            body_read_timeout().as_secs()
+        ),
+    });
+    let mut r = plain(StatusCode::REQUEST_TIMEOUT, Bytes::from(body.to_string()));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    r.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static("RequestTimeoutException"));
+    r.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// 413 for a body over `REQUEST_BODY_BYTES_MAX`, with a message that says the limit.
