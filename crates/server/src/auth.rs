@@ -255,11 +255,13 @@ impl Credentials {
             .iter()
             .map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        // HTTP/2 has no Host header: the SDKs sign `:authority`, which hyper keeps in the URI.
-        if !parts.headers.contains_key("host") {
-            if let Some(authority) = parts.uri.authority() {
+        // HTTP/2 has no Host header: hyper keeps `:authority` in the URI. Most SDKs sign it as
+        // `host`; the JS SDK v3 signs the pseudo-header itself, as `:authority`.
+        if let Some(authority) = parts.uri.authority() {
+            if !parts.headers.contains_key("host") {
                 headers.push(("host", authority.as_str().to_string()));
             }
+            headers.push((":authority", authority.as_str().to_string()));
         }
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let payload_hash = match header("x-amz-content-sha256") {
@@ -438,6 +440,44 @@ session_token = "tok"
         assert!(c.verify(&parts, body, "us-east-1", now()).is_ok());
         parts.uri = "http://localhost:4568/".parse().unwrap();
         assert_eq!(c.verify(&parts, body, "us-east-1", now()).unwrap_err().kind, ErrorKind::InvalidSignature);
+    }
+
+    /// The JS SDK v3 over HTTP/2 signs the `:authority` pseudo-header, not `host`.
+    #[test]
+    fn http2_signed_authority_pseudo_header() {
+        let c = Credentials::from_toml(FILE).unwrap();
+        let body = b"{}";
+        let sign = |authority: &str| {
+            let headers = [
+                (":authority", authority),
+                ("x-amz-date", NOW),
+                ("x-amz-target", "Kinesis_20131202.ListStreams"),
+            ];
+            let names: Vec<String> = headers.iter().map(|(k, _)| k.to_string()).collect();
+            let cr =
+                sigv4::canonical_request("POST", "/", "", &headers, &names, &sigv4::sha256_hex(body), false);
+            let scope = "20240102/us-east-1/kinesis/aws4_request";
+            let sts = sigv4::string_to_sign(NOW, scope, &cr);
+            let sig =
+                sigv4::sign(&sigv4::signing_key("alice-secret", "20240102", "us-east-1", "kinesis"), &sts);
+            let (parts, ()) = Request::post("http://localhost:4567/")
+                .header("x-amz-date", NOW)
+                .header("x-amz-target", "Kinesis_20131202.ListStreams")
+                .header(
+                    "authorization",
+                    format!(
+                        "AWS4-HMAC-SHA256 Credential=AKIDALICE/{scope}, SignedHeaders={}, Signature={sig}",
+                        names.join(";")
+                    ),
+                )
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        assert!(c.verify(&sign("localhost:4567"), body, "us-east-1", now()).is_ok());
+        let other = sign("localhost:4568");
+        assert_eq!(c.verify(&other, body, "us-east-1", now()).unwrap_err().kind, ErrorKind::InvalidSignature);
     }
 
     #[test]

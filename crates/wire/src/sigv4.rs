@@ -160,7 +160,8 @@ impl Presented {
                 format_amz_date(now)
             )));
         }
-        if !self.signed_headers.iter().any(|h| h == "host") {
+        // Over HTTP/2 the JS SDK v3 signs the `:authority` pseudo-header instead of `host`.
+        if !self.signed_headers.iter().any(|h| h == "host" || h == ":authority") {
             return Err(Refusal::Invalid("'Host' must be a 'SignedHeader' in the AWS Authorization.".into()));
         }
         if self.algorithm != ALGORITHM {
@@ -600,6 +601,13 @@ mod tests {
         assert!(
             matches!(nohost.check("us-east-1", "kinesis", now), Err(Refusal::Invalid(m)) if m.contains("'Host' must be"))
         );
+        let authority = Presented::from_header(
+            "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=:authority;x-amz-date, Signature=00",
+            "20150830T123600Z",
+            None,
+        );
+        assert!(authority.check("us-east-1", "kinesis", now).is_ok());
     }
 
     #[test]
