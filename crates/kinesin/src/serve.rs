@@ -270,6 +270,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
     }
 
+    // A bad keyring is a configuration error like a bad flag: refuse it before listening (the
+    // data itself is recovered after binding).
+    kinesin_service::kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Bind first: while the data is recovered, /health/live answers and API requests wait.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (listener, tls) = runtime.block_on(async {
@@ -388,7 +392,10 @@ fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
 fn init_logging(filter: &str, format: &str) -> Result<()> {
     let env_filter =
         tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("--log-level {filter}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: log files and CI output stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(env_filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         "text" => builder.init(),
         "json" => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
