@@ -5,10 +5,6 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer, connect } from "node:net";
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import {
   KinesisClient,
   CreateStreamCommand,
@@ -24,52 +20,18 @@ import {
   DeleteStreamCommand,
   ResourceNotFoundException,
 } from "@aws-sdk/client-kinesis";
+import { startKinesin } from "./kinesin.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.KINESIN_BIN || path.resolve(here, "../../target/release/kinesin");
-const STARTUP_TIMEOUT_MS = 30_000;
 const SUBSCRIBE_TIMEOUT_MS = 30_000;
 
 let server;
 let client;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const c = connect(port, "127.0.0.1");
-    c.on("connect", () => { c.destroy(); resolve(true); });
-    c.on("error", () => resolve(false));
-  });
-}
-
 before(async () => {
-  const port = await freePort();
-  const env = { ...process.env };
-  delete env.KINESIN_DATA_DIR;
-  env.KINESIN_LOG_LEVEL ??= "warn";
-  server = spawn(BIN, [
-    "serve", "--ephemeral", "--listen", `127.0.0.1:${port}`,
-    "--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0",
-    "--limits", "off",
-  ], { stdio: ["ignore", "ignore", "inherit"], env });
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while (!(await canConnect(port))) {
-    if (server.exitCode !== null) throw new Error(`kinesin exited with ${server.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`kinesin did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let endpoint;
+  ({ server, endpoint } = await startKinesin());
   client = new KinesisClient({
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     region: "us-east-1",
     credentials: { accessKeyId: "AKIDKINESINTEST", secretAccessKey: "secret" },
     maxAttempts: 1,

@@ -6,11 +6,8 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { createServer, connect } from "node:net";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
 import {
   KinesisClient,
@@ -24,10 +21,7 @@ import {
   SubscribeToShardCommand,
   KinesisServiceException,
 } from "@aws-sdk/client-kinesis";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.KINESIN_BIN || path.resolve(here, "../../target/release/kinesin");
-const STARTUP_TIMEOUT_MS = 30_000;
+import { startKinesin } from "./kinesin.mjs";
 
 const ADMIN = { accessKeyId: "AKIAJSADMIN", secretAccessKey: "js-admin-secret" };
 const SESSION = { accessKeyId: "ASIAJSSESSION", secretAccessKey: "js-session-secret", sessionToken: "js-session-token" };
@@ -36,25 +30,6 @@ let server;
 let endpoint;
 let dir;
 const clients = [];
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const c = connect(port, "127.0.0.1");
-    c.on("connect", () => { c.destroy(); resolve(true); });
-    c.on("error", () => resolve(false));
-  });
-}
 
 function kinesis(credentials) {
   const c = new KinesisClient({ endpoint, region: "us-east-1", credentials, maxAttempts: 1 });
@@ -77,23 +52,7 @@ access_key_id = "${SESSION.accessKeyId}"
 secret_access_key = "${SESSION.secretAccessKey}"
 session_token = "${SESSION.sessionToken}"
 `);
-  const port = await freePort();
-  const env = { ...process.env };
-  delete env.KINESIN_DATA_DIR;
-  delete env.KINESIN_CREDENTIALS;
-  env.KINESIN_LOG_LEVEL ??= "warn";
-  server = spawn(BIN, [
-    "serve", "--ephemeral", "--listen", `127.0.0.1:${port}`, "--credentials", file,
-    "--create-stream-ms", "0", "--delete-stream-ms", "0", "--update-stream-ms", "0",
-    "--limits", "off",
-  ], { stdio: ["ignore", "ignore", "inherit"], env });
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while (!(await canConnect(port))) {
-    if (server.exitCode !== null) throw new Error(`kinesin exited with ${server.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`kinesin did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  endpoint = `http://127.0.0.1:${port}`;
+  ({ server, endpoint } = await startKinesin(["--credentials", file]));
 });
 
 after(() => {
