@@ -8,29 +8,15 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
-import java.security.KeyStore;
-import java.security.cert.CertificateFactory;
-import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletionException;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -68,11 +54,9 @@ import software.amazon.awssdk.services.kinesis.model.StreamStatus;
  * the self-signed certificate the server generates being valid for 127.0.0.1.
  */
 class KinesisSdkTest {
-    private static Process server;
-    private static Path log;
+    private static KinesinServer kinesin;
     private static URI http;
     private static URI https;
-    private static Path certificate;
     private static final StaticCredentialsProvider CREDENTIALS =
             StaticCredentialsProvider.create(AwsBasicCredentials.create("test", "test"));
     private static final WaiterOverrideConfiguration FAST_WAITER = WaiterOverrideConfiguration.builder()
@@ -82,81 +66,20 @@ class KinesisSdkTest {
 
     @BeforeAll
     static void startServer() throws Exception {
-        String bin = System.getenv().getOrDefault("KINESIN_BIN", "../../target/release/kinesin");
-        if (!Files.isExecutable(Paths.get(bin))) {
-            fail("kinesin binary not found at " + bin + "; build it (cargo build --release -p kinesin) or set KINESIN_BIN");
-        }
-        int port = freePort();
-        int tlsPort = freePort();
-        log = Files.createTempFile("kinesin-java-", ".log");
-        server = new ProcessBuilder(bin, "serve", "--ephemeral",
-                        "--listen", "127.0.0.1:" + port,
-                        "--tls-listen", "127.0.0.1:" + tlsPort,
-                        "--create-stream-ms", "300", "--delete-stream-ms", "0",
-                        // Throughput limits are the black-box suite's business; a 10 MB put here
-                        // checks transport, not the 1 MiB/s shard limit.
-                        "--limits", "off",
-                        "--log-level", "info,kinesin_server=debug")
-                .redirectErrorStream(true)
-                .redirectOutput(log.toFile())
-                .start();
-        http = URI.create("http://127.0.0.1:" + port);
-        https = URI.create("https://127.0.0.1:" + tlsPort);
-        waitForPort(port);
-        waitForPort(tlsPort);
-        Matcher m = Pattern.compile("self-signed certificate \\(generated\\) (\\S+)").matcher(serverLog());
-        assertTrue(m.find(), "the server prints the generated certificate's path:\n" + Files.readString(log));
-        certificate = Paths.get(m.group(1));
+        kinesin = KinesinServer.start(
+                "--create-stream-ms", "300", "--delete-stream-ms", "0",
+                // Throughput limits are the black-box suite's business; a 10 MB put here
+                // checks transport, not the 1 MiB/s shard limit.
+                "--limits", "off",
+                "--log-level", "info,kinesin_server=debug");
+        http = kinesin.http;
+        https = kinesin.https;
     }
 
     @AfterAll
     static void stopServer() throws Exception {
-        if (server != null) {
-            server.destroy();
-            server.waitFor();
-        }
-    }
-
-    /** The server's log without terminal colour codes. */
-    private static String serverLog() throws IOException {
-        return Files.readString(log).replaceAll("\u001B\\[[;\\d]*m", "");
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
-    }
-
-    private static void waitForPort(int port) throws Exception {
-        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (System.nanoTime() < deadline) {
-            if (!server.isAlive()) {
-                fail("kinesin exited early:\n" + Files.readString(log));
-            }
-            try (Socket s = new Socket()) {
-                s.connect(new InetSocketAddress("127.0.0.1", port), 200);
-                return;
-            } catch (IOException e) {
-                Thread.sleep(50);
-            }
-        }
-        fail("kinesin did not listen on " + port + ":\n" + Files.readString(log));
-    }
-
-    /** Trusts exactly the certificate the server generated (hostname verification stays on). */
-    private static TrustManager[] trustGenerated() {
-        try {
-            X509Certificate cert = (X509Certificate) CertificateFactory.getInstance("X.509")
-                    .generateCertificate(new ByteArrayInputStream(Files.readAllBytes(certificate)));
-            KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
-            store.load(null, null);
-            store.setCertificateEntry("kinesin", cert);
-            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-            tmf.init(store);
-            return tmf.getTrustManagers();
-        } catch (Exception e) {
-            throw new RuntimeException(e);
+        if (kinesin != null) {
+            kinesin.close();
         }
     }
 
@@ -165,7 +88,7 @@ class KinesisSdkTest {
                 .credentialsProvider(CREDENTIALS);
         if (endpoint.getScheme().equals("https")) {
             // Only the trust store changes; the SDK still applies Kinesis's HTTP/2 default.
-            b.httpClientBuilder(NettyNioAsyncHttpClient.builder().tlsTrustManagersProvider(KinesisSdkTest::trustGenerated));
+            b.httpClientBuilder(NettyNioAsyncHttpClient.builder().tlsTrustManagersProvider(kinesin::trustGenerated));
         }
         return b.build();
     }
@@ -174,7 +97,7 @@ class KinesisSdkTest {
         var b = KinesisClient.builder().endpointOverride(endpoint).region(Region.US_EAST_1)
                 .credentialsProvider(CREDENTIALS);
         if (endpoint.getScheme().equals("https")) {
-            b.httpClientBuilder(ApacheHttpClient.builder().tlsTrustManagersProvider(KinesisSdkTest::trustGenerated));
+            b.httpClientBuilder(ApacheHttpClient.builder().tlsTrustManagersProvider(kinesin::trustGenerated));
         }
         return b.build();
     }
@@ -263,7 +186,7 @@ class KinesisSdkTest {
                     cause(e).getMessage());
         }
         // The server logs each request's HTTP version and content type at debug level.
-        String text = serverLog();
+        String text = kinesin.log();
         assertTrue(Pattern.compile("version=HTTP/2\\.0.*PutRecords.*application/x-amz-cbor-1\\.1").matcher(text).find(),
                 "the async client spoke CBOR over HTTP/2:\n" + text.substring(Math.max(0, text.length() - 2000)));
     }
