@@ -232,6 +232,10 @@ def test_v2_split_shard_list_shards(aws2):
         assert "EndingSequenceNumber" not in lo["SequenceNumberRange"]
         latest = out(aws2("list-shards", "--stream-name", name, "--shard-filter", "Type=AT_LATEST"))["Shards"]
         assert [s["ShardId"] for s in latest] == ["shardId-000000000001", "shardId-000000000002"]
+        # v2 pages describe-stream by itself (ExclusiveStartShardId, HasMoreShards).
+        desc = out(aws2("describe-stream", "--stream-name", name, "--page-size", "1"))["StreamDescription"]
+        assert [s["ShardId"] for s in desc["Shards"]] == [s["ShardId"] for s in shards]
+        assert desc["StreamStatus"] == "ACTIVE"
     finally:
         aws2("delete-stream", "--stream-name", name, check=False)
 

@@ -426,6 +426,27 @@ func TestPutAndGetRecords(t *testing.T) {
 		}
 	}
 
+	// AT_TIMESTAMP at the first record's arrival time (a time.Time the SDK sends as epoch
+	// seconds) starts at that record.
+	first := readAll(t, c, name, "shardId-000000000000", types.ShardIteratorTypeTrimHorizon, "", 1)[0]
+	itAt, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name),
+		ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeAtTimestamp,
+		Timestamp: first.ApproximateArrivalTimestamp})
+	if err != nil {
+		t.Fatalf("GetShardIterator AT_TIMESTAMP: %v", err)
+	}
+	page, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: itAt.ShardIterator, Limit: aws.Int32(1)})
+	if err != nil || len(page.Records) != 1 || aws.ToString(page.Records[0].SequenceNumber) != puts[0].seq {
+		t.Errorf("AT_TIMESTAMP %v: %v, records %+v; expected the record %s", first.ApproximateArrivalTimestamp, err, page, puts[0].seq)
+	}
+	summ, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("DescribeStreamSummary: %v", err)
+	}
+	if created := aws.ToTime(summ.StreamDescriptionSummary.StreamCreationTimestamp); time.Since(created) > time.Minute || time.Until(created) > time.Second {
+		t.Errorf("StreamCreationTimestamp %v is not the creation time (now %v)", created, time.Now())
+	}
+
 	// AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER from the PutRecord answer.
 	at := readAll(t, c, name, "shardId-000000000000", types.ShardIteratorTypeAtSequenceNumber, puts[0].seq, 1)
 	if len(at) == 0 || !bytes.Equal(at[0].Data, binary) {
@@ -540,6 +561,25 @@ func TestSplitShardAndListShards(t *testing.T) {
 				aws.ToString(ch.s.HashKeyRange.StartingHashKey), aws.ToString(ch.s.HashKeyRange.EndingHashKey),
 				ch.s.SequenceNumberRange.EndingSequenceNumber, ch.id, ch.lo, ch.hi)
 		}
+	}
+
+	// DescribeStream through the SDK's paginator (ExclusiveStartShardId), one shard a page.
+	var described []string
+	dp := kinesis.NewDescribeStreamPaginator(c, &kinesis.DescribeStreamInput{StreamName: aws.String(name), Limit: aws.Int32(1)})
+	for pages := 0; dp.HasMorePages(); pages++ {
+		if pages > 10 {
+			t.Fatal("DescribeStream paginator did not end")
+		}
+		page, err := dp.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("DescribeStream: %v", err)
+		}
+		for _, s := range page.StreamDescription.Shards {
+			described = append(described, aws.ToString(s.ShardId))
+		}
+	}
+	if strings.Join(described, ",") != "shardId-000000000000,shardId-000000000001,shardId-000000000002" {
+		t.Errorf("DescribeStream pages: %v", described)
 	}
 
 	// ShardFilter AT_LATEST lists only the open children.
