@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+from datetime import datetime, timezone
 
 import pytest
 
@@ -154,14 +155,17 @@ def test_v2_stream_lifecycle(aws2):
 
 def test_v2_put_record_raw_in_base64_out(aws2, shared):
     """`--cli-binary-format raw-in-base64-out`: --data is the record's text as typed."""
-    put = out(aws2("put-record", "--stream-name", shared, "--partition-key", "k", "--data", "hello v2",
+    put = out(aws2("put-record", "--stream-name", shared, "--partition-key", "k", "--data", "héllo v2 ✓",
                    "--explicit-hash-key", "0", *RAW))
     assert put["ShardId"] == "shardId-000000000000"
     assert len(put["SequenceNumber"]) == 56 and put["SequenceNumber"].isdigit()
     assert put["EncryptionType"] == "NONE"
     [rec] = read(aws2, shared, put["SequenceNumber"], 1)
     assert (rec["SequenceNumber"], rec["PartitionKey"], base64.b64decode(rec["Data"])) == (
-        put["SequenceNumber"], "k", b"hello v2")
+        put["SequenceNumber"], "k", "héllo v2 ✓".encode())
+    # v2 prints timestamps as ISO 8601 (v1: epoch seconds).
+    arrived = datetime.fromisoformat(rec["ApproximateArrivalTimestamp"])
+    assert abs((datetime.now(timezone.utc) - arrived).total_seconds()) < 300, rec["ApproximateArrivalTimestamp"]
 
 
 def test_v2_put_record_default_is_base64(aws2, shared):
