@@ -210,7 +210,10 @@ func newClient(t *testing.T, mode httpMode) (*kinesis.Client, *protoRecorder) {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if mode == httpH2C {
+		// HTTP/2 for https:// (TLS, ALPN) and for http:// (prior knowledge); no HTTP/1.1,
+		// which net/http would otherwise pick for http://.
 		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP2(true)
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	rec := &protoRecorder{inner: &http.Client{Transport: tr}, last: map[string]string{},
