@@ -64,39 +64,56 @@ func TestMain(m *testing.M) {
 }
 
 func runWithServer(m *testing.M) int {
-	bin := os.Getenv("KINESIN_BIN")
-	if bin == "" {
-		bin = filepath.Join("..", "..", "target", "release", "kinesin")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		fmt.Fprintf(os.Stderr, "kinesin binary not found at %s (set KINESIN_BIN): %v\n", bin, err)
-		return 1
-	}
 	dataDir, err := os.MkdirTemp("", "kinesin-go-data-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dataDir)
-	logFile, err := os.CreateTemp("", "kinesin-go-*.log")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.Remove(logFile.Name())
-	defer logFile.Close()
-
-	port, err := freePort()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", dataDir,
+	srv, err := startKinesin("--data-dir", dataDir,
 		"--create-stream-ms", transitionMs, "--update-stream-ms", transitionMs,
 		"--delete-stream-ms", "0", "--limits", "off")
-	// The arguments decide: no KINESIN_* setting from the caller's environment applies.
-	cmd.Env = nil
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer srv.stop()
+	endpoint = srv.endpoint
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "kinesin log (tail):\n%s\n", srv.logTail())
+	}
+	return code
+}
+
+// kinesinServer is a `kinesin serve` process on a free loopback port.
+type kinesinServer struct {
+	endpoint string
+	cmd      *exec.Cmd
+	exited   chan error
+	log      *os.File
+}
+
+// startKinesin starts KINESIN_BIN with `serve --listen 127.0.0.1:PORT` and args, and returns
+// once it accepts connections. No KINESIN_* setting from the caller's environment applies.
+func startKinesin(args ...string) (*kinesinServer, error) {
+	bin := os.Getenv("KINESIN_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "..", "target", "release", "kinesin")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("kinesin binary not found at %s (set KINESIN_BIN): %v", bin, err)
+	}
+	logFile, err := os.CreateTemp("", "kinesin-go-*.log")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr}, args...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "KINESIN_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -105,30 +122,32 @@ func runWithServer(m *testing.M) int {
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "starting %s: %v\n", bin, err)
-		return 1
+		return nil, fmt.Errorf("starting %s: %v", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}()
-	if err := waitListening(addr, exited); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		fmt.Fprintf(os.Stderr, "%v\nkinesin log:\n%s\n", err, log)
-		return 1
+	srv := &kinesinServer{endpoint: "http://" + addr, cmd: cmd, exited: make(chan error, 1), log: logFile}
+	go func() { srv.exited <- cmd.Wait() }()
+	if err := waitListening(addr, srv.exited); err != nil {
+		tail := srv.logTail()
+		srv.stop()
+		return nil, fmt.Errorf("%v\nkinesin log:\n%s", err, tail)
 	}
-	endpoint = "http://" + addr
-	code := m.Run()
-	if code != 0 {
-		log, _ := os.ReadFile(logFile.Name())
-		if len(log) > 8000 {
-			log = log[len(log)-8000:]
-		}
-		fmt.Fprintf(os.Stderr, "kinesin log (tail):\n%s\n", log)
+	return srv, nil
+}
+
+func (s *kinesinServer) logTail() string {
+	log, _ := os.ReadFile(s.log.Name())
+	if len(log) > 8000 {
+		log = log[len(log)-8000:]
 	}
-	return code
+	return string(log)
+}
+
+// stop kills the server (whose data, if any, is the caller's to remove) and removes its log.
+func (s *kinesinServer) stop() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.log.Close()
+	os.Remove(s.log.Name())
 }
 
 func freePort() (int, error) {
@@ -207,6 +226,11 @@ const (
 // newClient is a Kinesis client for kinesin: custom endpoint, static credentials, no retries
 // (so the server's answers surface as they are), no shared config files.
 func newClient(t *testing.T, mode httpMode) (*kinesis.Client, *protoRecorder) {
+	t.Helper()
+	return newClientAt(t, mode, endpoint)
+}
+
+func newClientAt(t *testing.T, mode httpMode, endpoint string) (*kinesis.Client, *protoRecorder) {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if mode == httpH2C {
@@ -686,6 +710,49 @@ func TestTypedErrors(t *testing.T) {
 	_, err = c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("AAAAnot-an-iterator")})
 	if !errors.As(err, &invalid) {
 		t.Errorf("GetRecords with a malformed iterator: %T %v, expected *types.InvalidArgumentException", err, err)
+	}
+}
+
+// TestThrottlingTypedErrors: a server with AWS's limits (`--limits aws`) answers a shard's
+// second 900 KiB PutRecord within a second with ProvisionedThroughputExceededException, and a
+// CreateStream over the account's shard limit with LimitExceededException, both the SDK's
+// typed errors (which its retryer knows as throttling).
+func TestThrottlingTypedErrors(t *testing.T) {
+	srv, err := startKinesin("--ephemeral", "--create-stream-ms", "0", "--limits", "aws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	c, _ := newClientAt(t, httpDefault, srv.endpoint)
+	ctx := ctxT(t)
+	name := uniqueName(t, "limits")
+	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(1)}); err != nil {
+		t.Fatalf("CreateStream: %v", err)
+	}
+	waitActive(t, c, name)
+	big := make([]byte, 900*1024)
+	var pte *types.ProvisionedThroughputExceededException
+	throttled := false
+	for i := 0; i < 3 && !throttled; i++ {
+		_, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(name), PartitionKey: aws.String("k"), Data: big})
+		switch {
+		case err == nil:
+		case errors.As(err, &pte):
+			throttled = true
+			if !strings.HasPrefix(pte.ErrorMessage(), "Rate exceeded for shard shardId-000000000000 in stream "+name) {
+				t.Errorf("ProvisionedThroughputExceededException message: %q", pte.ErrorMessage())
+			}
+		default:
+			t.Fatalf("PutRecord %d: %T %v", i, err, err)
+		}
+	}
+	if !throttled {
+		t.Errorf("3 PutRecords of 900 KiB to one shard were all accepted under --limits aws")
+	}
+	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(uniqueName(t, "huge")), ShardCount: aws.Int32(100000)})
+	var limit *types.LimitExceededException
+	if !errors.As(err, &limit) || !strings.Contains(limit.ErrorMessage(), "shard limit") {
+		t.Errorf("CreateStream of 100000 shards: %T %v, expected *types.LimitExceededException", err, err)
 	}
 }
 
