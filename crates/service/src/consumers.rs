@@ -338,7 +338,7 @@ impl Service {
         body: Value,
     ) -> Result<mpsc::Receiver<SubscribeEvent>, ApiError> {
         if let Some(st) = self.state.try_lock() {
-            self.tick_locked(st, false);
+            self.tick_locked(st, false, false);
         }
         let req: SubscribeToShardInput = input(body)?;
         let (s, c) = {
