@@ -83,9 +83,11 @@ impl ServiceConfig {
             data_dir,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
-            create_stream_ms: 500,
-            delete_stream_ms: 500,
-            update_stream_ms: 500,
+            // Instant by default, so that SDK waiters (boto3's stream_exists polls every 10 s)
+            // and scripts need not wait; the flags model AWS's delays when a test wants them.
+            create_stream_ms: 0,
+            delete_stream_ms: 0,
+            update_stream_ms: 0,
             shard_limit: 500,
             on_demand_stream_limit: 50,
             durability: Durability::Fsync,
