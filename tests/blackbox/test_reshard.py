@@ -103,12 +103,12 @@ def test_merge_and_its_errors(kinesis, make_stream):
     with pytest.raises(ClientError) as e:
         kinesis.merge_shards(StreamName=name, ShardToMerge=shard_id(0), AdjacentShardToMerge=shard_id(9))
     assert err(e)[0] == "ResourceNotFoundException"
-    kinesis.merge_shards(StreamName=name, ShardToMerge=shard_id(2), AdjacentShardToMerge=shard_id(1))
+    kinesis.merge_shards(StreamName=name, ShardToMerge=shard_id(1), AdjacentShardToMerge=shard_id(2))
     wait_status(kinesis, name)
     shards = kinesis.list_shards(StreamName=name)["Shards"]
     child = shards[3]
     assert child["ShardId"] == shard_id(3)
-    assert (child["ParentShardId"], child["AdjacentParentShardId"]) == (shard_id(2), shard_id(1))
+    assert (child["ParentShardId"], child["AdjacentParentShardId"]) == (shard_id(1), shard_id(2))
     r = even_ranges(3)
     assert child["HashKeyRange"] == {"StartingHashKey": str(r[1][0]), "EndingHashKey": str(MAX_HASH)}
     assert [s["ShardId"] for s in open_shards(kinesis, name)] == [shard_id(0), shard_id(3)]

@@ -36,13 +36,14 @@ pub struct ServeArgs {
     /// Account id in ARNs and messages [default: 000000000000].
     #[arg(long, env = "KINESIN_ACCOUNT_ID")]
     account_id: Option<String>,
-    /// How long a new stream stays CREATING, in ms [default: 500].
+    /// How long a new stream stays CREATING, in ms (AWS: seconds) [default: 0, ACTIVE at once].
     #[arg(long, env = "KINESIN_CREATE_STREAM_MS")]
     create_stream_ms: Option<u64>,
-    /// How long a deleted stream stays DELETING, in ms [default: 500].
+    /// How long a deleted stream stays DELETING, in ms [default: 0, gone at once].
     #[arg(long, env = "KINESIN_DELETE_STREAM_MS")]
     delete_stream_ms: Option<u64>,
-    /// How long an updated stream stays UPDATING, in ms [default: 500].
+    /// How long an updated stream stays UPDATING, in ms; a reshard takes effect when it ends
+    /// [default: 0, at once].
     #[arg(long, env = "KINESIN_UPDATE_STREAM_MS")]
     update_stream_ms: Option<u64>,
     /// Stream to create at start if missing, NAME or NAME:SHARDS (repeatable; env: comma-separated).

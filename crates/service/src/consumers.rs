@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify};
 
 use kinesin_log::LogId;
 use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::ids::ShardId;
+use kinesin_wire::ids::{SequenceNumber, ShardId};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::{PageToken, ShardIteratorToken};
 
@@ -338,7 +338,7 @@ impl Service {
         body: Value,
     ) -> Result<mpsc::Receiver<SubscribeEvent>, ApiError> {
         if let Some(st) = self.state.try_lock() {
-            self.tick_locked(st, false);
+            self.tick_locked(st, false, false);
         }
         let req: SubscribeToShardInput = input(body)?;
         let (s, c) = {
@@ -558,11 +558,9 @@ impl Service {
             }
             None => 0,
         };
-        let continuation = match out.records.last() {
-            Some(r) => sh.sequence_number(r.seq_index, r.arrival_ms),
-            // Nothing new: the last position read, so AFTER_SEQUENCE_NUMBER resumes here.
-            None => sh.sequence_number(next.saturating_sub(1), now),
-        };
+        // The position before the next record, not the last record's number: resuming
+        // AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER from it delivers nothing twice (as on AWS).
+        let continuation = SequenceNumber::before_record(sh.create_secs(), sh.index, next);
         *position = next;
         let records: Vec<RecordOut> =
             out.records.into_iter().map(|r| crate::data::record_out(sh, r)).collect();

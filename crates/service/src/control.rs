@@ -70,9 +70,12 @@ impl Service {
 
     fn create_stream_with(&self, req: CreateStreamInput, creating_ms: u64) -> Result<Output, ApiError> {
         let now = self.clock.now_ms();
-        let mode = match req.stream_mode_details.as_ref().map(|d| d.stream_mode.as_str()) {
-            None | Some("PROVISIONED") => StreamMode::Provisioned,
-            Some(_) => StreamMode::OnDemand,
+        // Neither ShardCount nor StreamModeDetails: AWS creates an ON_DEMAND stream (4 shards;
+        // a PROVISIONED stream needs its ShardCount).
+        let mode = match (req.stream_mode_details.as_ref().map(|d| d.stream_mode.as_str()), req.shard_count) {
+            (None, None) => StreamMode::OnDemand,
+            (None | Some("PROVISIONED"), _) => StreamMode::Provisioned,
+            (Some(_), _) => StreamMode::OnDemand,
         };
         let shard_count = match (mode, req.shard_count) {
             (StreamMode::Provisioned, Some(n)) => n,
@@ -205,6 +208,7 @@ impl Service {
             mode_switches_ms: Vec::new(),
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
+            pending_reshard: Vec::new(),
             metrics: Default::default(),
             encryption: Default::default(),
         };
@@ -224,7 +228,15 @@ impl Service {
         let mut st = self.state.lock();
         let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         if s.status == StreamStatus::Deleting {
-            return Err(self.not_found(&name));
+            // The stream is still listed and described (DELETING), so "not found" would
+            // contradict them; AWS deletes only a stream that is not already being deleted.
+            return Err(ApiError::new(
+                ErrorKind::ResourceInUse,
+                format!(
+                    "Stream {name} under account {} is already being deleted (DELETING); it disappears on its own.",
+                    self.cfg.account_id
+                ),
+            ));
         }
         if !s.consumers.is_empty() && req.enforce_consumer_deletion != Some(true) {
             return Err(ApiError::new(
@@ -286,7 +298,9 @@ impl Service {
         let after = req.exclusive_start_shard_id.as_deref().map(start_after);
         let mut shards: Vec<ShardOut> = Vec::new();
         let mut has_more = false;
-        if s.status != StreamStatus::Creating {
+        // AWS lists no shards while the stream is CREATING or DELETING (also when it was deleted
+        // while CREATING).
+        if !matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting) {
             for sh in self.visible_shards(&s, now).filter(|sh| after.is_none_or(|a| sh.index > a)) {
                 if shards.len() == limit {
                     has_more = true;
@@ -325,7 +339,10 @@ impl Service {
                 enhanced_monitoring: Self::enhanced_monitoring_out(&s),
                 encryption_type: if s.encryption_key_id.is_some() { "KMS" } else { "NONE" },
                 key_id: s.encryption_key_id.clone(),
-                open_shard_count: if s.status == StreamStatus::Creating { 0 } else { s.open_shard_count() },
+                open_shard_count: match s.status {
+                    StreamStatus::Creating | StreamStatus::Deleting => 0,
+                    _ => s.open_shard_count(),
+                },
                 consumer_count: s.consumers.len() as u64,
                 max_record_size_in_kib: s.max_record_size_kib,
                 warm_throughput: (s.mode == StreamMode::OnDemand

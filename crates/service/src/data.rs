@@ -124,7 +124,8 @@ impl Service {
             let key = self.kms.write_key(&s)?;
             if let Some(seq) = &req.sequence_number_for_ordering {
                 let now_secs = (self.clock.now_ms() / 1000) as u64;
-                let ok = SequenceNumber::parse(seq).map(|n| n.arrival_secs <= now_secs).unwrap_or(false);
+                let ok = SequenceNumber::parse_for_ordering(seq)
+                    .is_ok_and(|o| o.arrival_secs.is_none_or(|secs| secs <= now_secs));
                 if !ok {
                     return Err(ApiError::invalid_argument(format!(
                         "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream {} under account {} is invalid.",
@@ -412,7 +413,9 @@ impl Service {
                         s.name, self.cfg.account_id
                     )));
                 }
-                if kind == "AT_SEQUENCE_NUMBER" {
+                // A position between records (a ContinuationSequenceNumber) is before its
+                // record, so AFTER it starts at that record too.
+                if kind == "AT_SEQUENCE_NUMBER" || seq.is_between_records() {
                     seq.seq_index
                 } else {
                     seq.seq_index.saturating_add(1)

@@ -83,9 +83,11 @@ impl ServiceConfig {
             data_dir,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
-            create_stream_ms: 500,
-            delete_stream_ms: 500,
-            update_stream_ms: 500,
+            // Instant by default, so that SDK waiters (boto3's stream_exists polls every 10 s)
+            // and scripts need not wait; the flags model AWS's delays when a test wants them.
+            create_stream_ms: 0,
+            delete_stream_ms: 0,
+            update_stream_ms: 0,
             shard_limit: 500,
             on_demand_stream_limit: 50,
             durability: Durability::Fsync,
@@ -235,10 +237,11 @@ impl Service {
             // Data-plane calls never block a runtime worker on the stream table (a reshard may
             // hold it while it waits for their appends): transitions are left to the next tick.
             if let Some(st) = self.state.try_lock() {
-                self.tick_locked(st, false);
+                self.tick_locked(st, false, false);
             }
         } else {
-            self.tick_locked(self.state.lock(), false);
+            // Control-plane calls run where blocking is allowed (the server's block_in_place).
+            self.tick_locked(self.state.lock(), false, true);
         }
         if let Some(rate) = limits::control_rate_per_sec(op) {
             self.admit_control(op, rate, &body)?;
@@ -293,7 +296,7 @@ impl Service {
         req: kinesin_wire::ops::PutRecordsInput,
     ) -> Result<Output, ApiError> {
         if let Some(st) = self.state.try_lock() {
-            self.tick_locked(st, false);
+            self.tick_locked(st, false, false);
         }
         self.put_records(req).await
     }
@@ -302,7 +305,7 @@ impl Service {
     /// nothing is due; called by the server's background thread (and, without scaling, before
     /// every operation).
     pub fn tick(&self) {
-        self.tick_locked(self.state.lock(), true);
+        self.tick_locked(self.state.lock(), true, true);
     }
 
     /// The stream table, for the data plane: yields to the runtime instead of blocking a worker
@@ -316,7 +319,9 @@ impl Service {
         }
     }
 
-    fn tick_locked(&self, mut st: parking_lot::MutexGuard<'_, State>, autoscale: bool) {
+    /// `may_block`: the caller may block its thread (not an async worker), which finishing a
+    /// pending reshard needs (it waits for the parents' appends in flight).
+    fn tick_locked(&self, mut st: parking_lot::MutexGuard<'_, State>, autoscale: bool, may_block: bool) {
         let now = self.clock.now_ms();
         let due: Vec<Arc<StreamMeta>> = st
             .streams
@@ -346,6 +351,13 @@ impl Service {
                     }
                 }
                 tracing::info!(stream = %s.name, "stream deleted");
+            } else if !s.pending_reshard.is_empty() {
+                if !may_block {
+                    continue;
+                }
+                if let Err(e) = self.finish_pending_reshard(&mut st, &s) {
+                    tracing::error!(stream = %s.name, error = ?e, "cannot apply a pending reshard; will retry");
+                }
             } else {
                 let mut next = (*s).clone();
                 next.status = StreamStatus::Active;

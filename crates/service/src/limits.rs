@@ -3,7 +3,11 @@
 //! Per shard, as on AWS: writes 1 MiB/s and 1,000 records/s; GetRecords 5 calls/s and 2 MiB/s;
 //! GetShardIterator 5 calls/s. Per account: control-plane call rates (reference §3.8). Each
 //! bucket holds one second of its rate, so a shard that was idle absorbs a one-second burst and
-//! then settles at the rate. Read bytes work the other way round, as AWS documents: a GetRecords
+//! then settles at the rate. A record larger than the write-bytes bucket (up to the stream's
+//! MaxRecordSizeInKiB, 10 MiB at most) is admitted when the bucket is full and puts it in debt,
+//! paid back at the rate before the shard takes more writes: AWS's large records "burst beyond
+//! the sustained write throughput, then return to the baseline over time", so a shard still
+//! averages 1 MiB/s. Read bytes work the other way round, as AWS documents: a GetRecords
 //! call is admitted while the shard's read budget is not in debt, its response is charged after
 //! the fact, and a 10 MiB response therefore blocks the next 5 seconds of reads at 2 MiB/s.
 //!
@@ -144,6 +148,22 @@ impl Bucket {
         self.tokens
     }
 
+    /// Takes `n`, or — when `n` is more than the bucket holds — takes it into debt once the
+    /// bucket is full (large records; see the module comment).
+    pub(crate) fn try_take_or_burst(&mut self, n: f64, now: i64) -> bool {
+        self.refill(now);
+        if self.tokens >= n.min(self.cap) {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn can_take_or_burst(&mut self, n: f64, now: i64) -> bool {
+        self.available(now) >= n.min(self.cap)
+    }
+
     pub(crate) fn try_take(&mut self, n: f64, now: i64) -> bool {
         self.refill(now);
         if self.tokens >= n {
@@ -233,10 +253,11 @@ impl Limiter {
                 if !self.cfg.enabled {
                     return true;
                 }
-                let ok = m.write_records.available(now) >= 1.0 && m.write_bytes.available(now) >= size as f64;
+                let ok = m.write_records.available(now) >= 1.0
+                    && m.write_bytes.can_take_or_burst(size as f64, now);
                 if ok {
                     m.write_records.try_take(1.0, now);
-                    m.write_bytes.try_take(size as f64, now);
+                    m.write_bytes.try_take_or_burst(size as f64, now);
                 }
                 ok
             })
@@ -312,6 +333,25 @@ mod tests {
         }
         // 1,000 of burst plus 1,000/s for 10 s (the last step's refill included).
         assert!((10_900..=11_000).contains(&admitted), "{admitted}");
+    }
+
+    #[test]
+    fn a_large_record_bursts_once_and_is_paid_back_at_the_rate() {
+        let l = Limiter::new(LimitsConfig::aws());
+        let ten_mib = 10 * MIB as usize;
+        // An idle shard takes a 10 MiB record: 9 MiB of debt at 1 MiB/s.
+        assert_eq!(l.admit_writes(1, &[ten_mib], 0), vec![true]);
+        assert_eq!(l.admit_writes(1, &[1], 8_999), vec![false], "still in debt");
+        assert_eq!(l.admit_writes(1, &[1], 9_001), vec![true]);
+        // Another large record needs the whole bucket back: 1 MiB more.
+        assert_eq!(l.admit_writes(1, &[MIB as usize + 1], 9_900), vec![false]);
+        assert_eq!(l.admit_writes(1, &[MIB as usize + 1], 10_002), vec![true]);
+        // Sustained: 10 MiB records every 10 s, never faster.
+        let mut admitted = 0;
+        for step in 0..600 {
+            admitted += l.admit_writes(1, &[ten_mib], 20_000 + step * 100).iter().filter(|a| **a).count();
+        }
+        assert_eq!(admitted, 6, "60 s at 1 MiB/s is six 10 MiB records");
     }
 
     #[test]

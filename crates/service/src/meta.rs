@@ -190,6 +190,29 @@ pub struct StreamMeta {
     /// Data keys (wrapped) and the history of encryption changes.
     #[serde(default)]
     pub encryption: crate::kms::EncryptionMeta,
+    /// A SplitShard / MergeShards / UpdateShardCount accepted while `--update-stream-ms` is
+    /// above 0: the stream is UPDATING with its old shards (open, taking writes, listed), and the
+    /// steps are applied when UPDATING ends, as AWS shows the old shard set until then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_reshard: Vec<PendingStep>,
+}
+
+/// One resharding step waiting for the end of its stream's UPDATING window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingStep {
+    /// SplitShard; the hash key as a decimal string (JSON numbers cannot hold 128 bits).
+    Split {
+        shard: u32,
+        at: String,
+    },
+    Merge {
+        shard: u32,
+        adjacent: u32,
+    },
+    /// UpdateShardCount with UNIFORM_SCALING.
+    Scale {
+        target: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

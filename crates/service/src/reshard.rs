@@ -20,7 +20,7 @@ use kinesin_wire::error::ApiError;
 use kinesin_wire::ids::{HashKey, HashKeyRange};
 
 use crate::meta::{
-    Change, ClosedShard, Counters, ShardMeta, StreamMeta, StreamStatus, FIRST_RECORD_SEQ_INDEX,
+    Change, ClosedShard, Counters, PendingStep, ShardMeta, StreamMeta, StreamStatus, FIRST_RECORD_SEQ_INDEX,
 };
 use crate::{meta_failure, Service, State};
 
@@ -236,6 +236,70 @@ impl Service {
         }
     }
 
+    /// A resharding call's outcome: with `--update-stream-ms 0` the reshard commits now;
+    /// otherwise the stream goes UPDATING with its old shards and `step` waits in
+    /// `pending_reshard` until `finish_pending_reshard` applies it when UPDATING ends. `next` is
+    /// `old` after the steps (which checked them), with any other change of the call (e.g.
+    /// `scalings_ms`); its shards are only kept when committing now.
+    pub(crate) fn reshard_or_defer(
+        &self,
+        st: &mut State,
+        old: &StreamMeta,
+        next: StreamMeta,
+        counters: Counters,
+        step: PendingStep,
+    ) -> Result<(), ApiError> {
+        if self.cfg.update_stream_ms == 0 {
+            self.commit_reshard(st, old, next, counters, false)?;
+            return Ok(());
+        }
+        let mut deferred = next;
+        deferred.shards = old.shards.clone();
+        deferred.pending_reshard.push(step);
+        deferred.status = StreamStatus::Updating;
+        deferred.status_until_ms = self.clock.now_ms() + self.cfg.update_stream_ms as i64;
+        self.save(st, deferred)?;
+        Ok(())
+    }
+
+    /// Applies the steps waiting in `s.pending_reshard` and makes the stream ACTIVE. Closing the
+    /// parents waits for their appends in flight, so only callers that may block a thread (the
+    /// tick thread, control-plane calls) call this.
+    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ApiError> {
+        let now = self.clock.now_ms();
+        let mut next = s.clone();
+        let mut counters = st.counters.clone();
+        next.pending_reshard.clear();
+        next.status = StreamStatus::Active;
+        for step in &s.pending_reshard {
+            let applied = match step {
+                PendingStep::Split { shard, at } => match HashKey::parse(at) {
+                    Ok(at) => apply(&mut next, Op::Split { shard: *shard, at }, now, &mut counters),
+                    Err(_) => Err(OpError::KeyOutside),
+                },
+                PendingStep::Merge { shard, adjacent } => {
+                    apply(&mut next, Op::Merge { shard: *shard, adjacent: *adjacent }, now, &mut counters)
+                }
+                PendingStep::Scale { target } => {
+                    scale_uniformly(&mut next, *target, now, &mut counters).map(|_| ())
+                }
+            };
+            if let Err(e) = applied {
+                // Cannot happen (the call checked the step and the shards did not change while
+                // UPDATING); end UPDATING without the reshard rather than retry forever.
+                tracing::error!(stream = %s.name, ?step, error = ?e, "a pending reshard no longer applies; dropped");
+                let mut unchanged = s.clone();
+                unchanged.pending_reshard.clear();
+                unchanged.status = StreamStatus::Active;
+                self.save(st, unchanged)?;
+                return Ok(());
+            }
+        }
+        self.commit_reshard(st, s, next, counters, false)?;
+        tracing::info!(stream = %s.name, steps = s.pending_reshard.len(), "reshard applied at the end of UPDATING");
+        Ok(())
+    }
+
     /// Commits `next` (`old` after `apply` steps, with `counters` advanced by them): closes the
     /// parents, records their ends, creates the new shards' logs, commits and publishes.
     /// `updating` puts the stream in UPDATING for `update_stream_ms`.
@@ -362,6 +426,7 @@ mod tests {
             warm_throughput_mibps: None,
             consumers: Vec::new(),
             consumer_created_ms_last: 0,
+            pending_reshard: Vec::new(),
             metrics: Default::default(),
             encryption: Default::default(),
         };

@@ -9,7 +9,7 @@ use kinesin_wire::ids::{HashKey, ShardId};
 use kinesin_wire::ops::{Output, UpdateStreamWarmThroughputInput, WarmThroughputOut};
 
 use crate::control::{open_shard_count, ON_DEMAND_INITIAL_SHARDS};
-use crate::meta::{StreamMeta, StreamMode, StreamStatus};
+use crate::meta::{PendingStep, StreamMeta, StreamMode, StreamStatus};
 use crate::reshard::{self, Op, OpError, STREAM_SHARDS_MAX};
 use crate::{parse_stream_arn, Service, State};
 
@@ -148,6 +148,11 @@ impl Service {
         if s.mode == StreamMode::OnDemand {
             return Err(Self::provisioned_only("SplitShard"));
         }
+        // The stream's state first, then its shards (kinesalite's order, captured from AWS): while
+        // UPDATING the new shards of a pending reshard do not exist yet.
+        if s.status != StreamStatus::Active {
+            return Err(self.not_active(&s));
+        }
         let sh = s.shard(id.0).ok_or_else(|| self.shard_missing(&name, &id.to_string()))?;
         let open = open_shard_count(&st);
         if open + 1 > self.cfg.shard_limit {
@@ -163,9 +168,6 @@ impl Service {
                 req.new_starting_hash_key, self.cfg.account_id, sh.start_hash, sh.end_hash
             )));
         }
-        if s.status != StreamStatus::Active {
-            return Err(self.not_active(&s));
-        }
         if !sh.is_open() {
             return Err(self.already_resharded(&s, id));
         }
@@ -175,7 +177,13 @@ impl Service {
         let mut counters = st.counters.clone();
         reshard::apply(&mut next, Op::Split { shard: id.0, at }, now, &mut counters)
             .map_err(|e| self.op_error(&s, e))?;
-        self.commit_reshard(&mut st, &s, next, counters, true)?;
+        self.reshard_or_defer(
+            &mut st,
+            &s,
+            next,
+            counters,
+            PendingStep::Split { shard: id.0, at: at.to_string() },
+        )?;
         tracing::info!(stream = %name, shard = %id, "shard split");
         Ok(Output::Empty)
     }
@@ -202,16 +210,20 @@ impl Service {
         if s.mode == StreamMode::OnDemand {
             return Err(Self::provisioned_only("MergeShards"));
         }
+        if s.status != StreamStatus::Active {
+            return Err(self.not_active(&s));
+        }
         for id in ids {
             if s.shard(id.0).is_none() {
                 return Err(self.shard_missing(&name, &id.to_string()));
             }
         }
         let (a, b) = (s.shard(ids[0].0).map(|x| x.range()), s.shard(ids[1].0).map(|x| x.range()));
+        // AWS takes the pair in order: ShardToMerge's range must end just below
+        // AdjacentShardToMerge's (kinesalite's captures: the inverted pair is "not an adjacent
+        // pair of shards eligible for merging").
         let adjacent = match (a, b) {
-            (Some(a), Some(b)) => {
-                a.end.0.checked_add(1) == Some(b.start.0) || b.end.0.checked_add(1) == Some(a.start.0)
-            }
+            (Some(a), Some(b)) => a.end.0.checked_add(1) == Some(b.start.0),
             _ => false,
         };
         if !adjacent || ids[0] == ids[1] {
@@ -219,9 +231,6 @@ impl Service {
                 "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
                 ids[0], ids[1], self.cfg.account_id
             )));
-        }
-        if s.status != StreamStatus::Active {
-            return Err(self.not_active(&s));
         }
         for id in ids {
             if s.shard(id.0).is_some_and(|x| !x.is_open()) {
@@ -231,9 +240,10 @@ impl Service {
         let now = self.clock.now_ms();
         let mut next = (*s).clone();
         let mut counters = st.counters.clone();
-        reshard::apply(&mut next, Op::Merge { shard: ids[0].0, adjacent: ids[1].0 }, now, &mut counters)
+        let (shard, adjacent) = (ids[0].0, ids[1].0);
+        reshard::apply(&mut next, Op::Merge { shard, adjacent }, now, &mut counters)
             .map_err(|e| self.op_error(&s, e))?;
-        self.commit_reshard(&mut st, &s, next, counters, true)?;
+        self.reshard_or_defer(&mut st, &s, next, counters, PendingStep::Merge { shard, adjacent })?;
         tracing::info!(stream = %name, shard = %ids[0], adjacent = %ids[1], "shards merged");
         Ok(Output::Empty)
     }
@@ -308,7 +318,7 @@ impl Service {
         }
         next.scalings_ms = recent;
         next.scalings_ms.push(now);
-        self.commit_reshard(&mut st, &s, next, counters, true)?;
+        self.reshard_or_defer(&mut st, &s, next, counters, PendingStep::Scale { target: target as u32 })?;
         tracing::info!(stream = %name, from = current, to = target, steps, "shard count updated");
         Ok(answer)
     }

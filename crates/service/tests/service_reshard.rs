@@ -107,13 +107,13 @@ async fn split_then_merge_keeps_lineage_and_every_record() {
     call(
         &svc,
         "MergeShards",
-        json!({"StreamName": "s", "ShardToMerge": "shardId-000000000002", "AdjacentShardToMerge": "shardId-000000000001"}),
+        json!({"StreamName": "s", "ShardToMerge": "shardId-000000000001", "AdjacentShardToMerge": "shardId-000000000002"}),
     )
     .await
     .unwrap();
     let list = shards(&svc).await;
-    assert_eq!(list[3]["ParentShardId"], "shardId-000000000002");
-    assert_eq!(list[3]["AdjacentParentShardId"], "shardId-000000000001");
+    assert_eq!(list[3]["ParentShardId"], "shardId-000000000001");
+    assert_eq!(list[3]["AdjacentParentShardId"], "shardId-000000000002");
     assert_eq!(list[3]["HashKeyRange"]["StartingHashKey"], "0");
     let mut seen: Vec<String> = Vec::new();
     for c in ["shardId-000000000001", "shardId-000000000002"] {
@@ -261,4 +261,61 @@ async fn a_hot_on_demand_shard_is_split_by_tick() {
     assert_eq!(list.len(), 6, "one shard split: {list:?}");
     let open = list.iter().filter(|s| s["SequenceNumberRange"]["EndingSequenceNumber"].is_null()).count();
     assert_eq!(open, 5);
+}
+
+/// A reshard accepted with `--update-stream-ms` waits for the end of UPDATING: the old shards
+/// stay listed and keep taking writes until then (as AWS shows them), and a restart in between
+/// still applies it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reshard_takes_effect_when_updating_ends_also_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0);
+    let reopen = |clock: &Clock| {
+        let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
+        cfg.create_stream_ms = 0;
+        cfg.update_stream_ms = 1000;
+        cfg.limits.enabled = false;
+        Service::open(cfg, clock.clone()).expect("open")
+    };
+    let svc = reopen(&clock);
+    call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await.unwrap();
+    let half = "170141183460469231731687303715884105728";
+    call(
+        &svc,
+        "SplitShard",
+        json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": half}),
+    )
+    .await
+    .unwrap();
+    let status = |v: &Value| v["StreamDescriptionSummary"]["StreamStatus"].as_str().unwrap().to_string();
+    let v = call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap();
+    assert_eq!(
+        (status(&v), v["StreamDescriptionSummary"]["OpenShardCount"].as_u64()),
+        ("UPDATING".into(), Some(1))
+    );
+    assert_eq!(shards(&svc).await.len(), 1);
+    assert_eq!(put(&svc, "k", "during").await["ShardId"], "shardId-000000000000");
+
+    // Restart while UPDATING: the pending split is in the stream document.
+    svc.shutdown();
+    drop(svc);
+    let svc = reopen(&clock);
+    assert_eq!(shards(&svc).await.len(), 1);
+    clock.advance(999);
+    svc.tick();
+    assert_eq!(shards(&svc).await.len(), 1, "not before UPDATING ends");
+    clock.advance(1);
+    svc.tick();
+    let list = shards(&svc).await;
+    assert_eq!(list.len(), 3);
+    assert!(list[0]["SequenceNumberRange"]["EndingSequenceNumber"].is_string());
+    let v = call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap();
+    assert_eq!(
+        (status(&v), v["StreamDescriptionSummary"]["OpenShardCount"].as_u64()),
+        ("ACTIVE".into(), Some(2))
+    );
+    assert_ne!(put(&svc, "k", "after").await["ShardId"], "shardId-000000000000");
+    let (parent, children) = drain(&svc, "shardId-000000000000").await;
+    assert_eq!(parent, vec!["during"]);
+    assert_eq!(children, vec!["shardId-000000000001", "shardId-000000000002"]);
 }

@@ -200,6 +200,16 @@ pub struct SequenceNumber {
     pub arrival_secs: u64,
 }
 
+/// A `SequenceNumberForOrdering` as PutRecord reads it (see
+/// [`SequenceNumber::parse_for_ordering`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderingSequence {
+    /// Layout version: 0, 1 or 2.
+    pub version: u8,
+    /// Arrival time, epoch seconds (versions 1 and 2 carry one).
+    pub arrival_secs: Option<u64>,
+}
+
 /// Why a string is not a sequence number this server understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -235,6 +245,13 @@ const TOTAL_BITS: u32 = MARKER_SHIFT + MARKER_BITS;
 const _: () = assert!(TOTAL_BITS == 188);
 const _: () = assert!(TOTAL_BITS <= U192::BITS);
 
+/// Sequence numbers below 2^124 are read as if this bit were set (AWS's version 0).
+const V0_FLOOR_BIT: u32 = 124;
+/// Version-0 (128-bit) sequence numbers are below 2^129.
+const V0_BITS_MAX: u32 = 129;
+/// Arrival seconds of a version-1 sequence number: hex digits 13..22 of 47.
+const V1_ARRIVAL_SHIFT: u32 = (47 - 22) * 4;
+
 /// Value of the leading hex digit and of the trailing version digit.
 const MARKER: u64 = 2;
 const VERSION: u64 = 2;
@@ -249,6 +266,23 @@ impl SequenceNumber {
     pub const MAX_SEQ_INDEX: u64 = 0x7fff_ffff_ffff_ffff;
     /// Largest time that fits the 9-hex-digit fields (year 4147).
     pub const MAX_SECS: u64 = (1 << SECS_BITS) - 1;
+    /// Shard creation times from this one on (epoch seconds, year 2477) make AWS refuse a
+    /// sequence number as SequenceNumberForOrdering ("Date too large" in kinesalite).
+    pub const CREATE_SECS_LIMIT: u64 = 16_025_175_000;
+
+    /// The position just before the record with `seq_index` of a shard: arrival time 0, which no
+    /// record has (none arrives in 1970), so it sorts after every earlier record and before that
+    /// one. SubscribeToShard's ContinuationSequenceNumber is such a position, as on AWS: resuming
+    /// AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER from it both start at that record, and neither
+    /// delivers the last record again.
+    pub fn before_record(shard_create_secs: u64, shard_index: u32, seq_index: u64) -> SequenceNumber {
+        SequenceNumber { shard_create_secs, shard_index, seq_index, arrival_secs: 0 }
+    }
+
+    /// Whether this is a position between records (see [`SequenceNumber::before_record`]).
+    pub fn is_between_records(&self) -> bool {
+        self.arrival_secs == 0
+    }
 
     /// Whether every field fits the layout; `encode` requires this.
     pub fn is_encodable(&self) -> bool {
@@ -327,6 +361,62 @@ impl SequenceNumber {
         value
     }
 
+    /// Reads a `SequenceNumberForOrdering` the way AWS's PutRecord does (kinesalite's captures
+    /// of AWS): more leniently than a sequence number handed to GetShardIterator. Accepted are
+    /// the version-2 layout above, the older version-1 layout (47 hex digits ending in 1), and
+    /// 128-bit version-0 numbers (anything below 2^129; below 2^124 counts as if 2^124 were
+    /// added, so `0` passes). Refused: any other version digit, a sequence index with its high
+    /// bit set, and a shard creation time of [`SequenceNumber::CREATE_SECS_LIMIT`] or later (so
+    /// the all-`f` value fails). The caller refuses an arrival time in the future.
+    pub fn parse_for_ordering(text: &str) -> Result<OrderingSequence, SeqError> {
+        let digits = text.as_bytes();
+        if !matches_decimal_pattern(digits, SEQ_DIGITS_MAX) {
+            return Err(SeqError::Malformed);
+        }
+        let too_big = SeqError::Unrecognized { reason: "value is wider than 188 bits" };
+        if digits.len() > SEQ_DIGITS_LAYOUT_MAX {
+            return Err(too_big);
+        }
+        let mut value = U192::from_decimal(digits).ok_or(too_big)?;
+        let date_too_large = SeqError::Unrecognized { reason: "shard creation time is too large" };
+        if value.bit_len() <= V0_FLOOR_BIT {
+            value.set_field(V0_FLOOR_BIT, 1, 1);
+        }
+        let bits = value.bit_len();
+        if bits <= V0_BITS_MAX {
+            // Version 0: the nine hex digits below the leading one are the creation time.
+            let hex_digits = bits.div_ceil(4);
+            let create_secs = value.field((hex_digits - 10) * 4, SECS_BITS);
+            if create_secs >= Self::CREATE_SECS_LIMIT {
+                return Err(date_too_large);
+            }
+            return Ok(OrderingSequence { version: 0, arrival_secs: None });
+        }
+        // Versions 1 and 2: 47 hex digits, the leading one 2, and more than 2^185 itself.
+        let in_range = bits == TOTAL_BITS - 2
+            && value.field(MARKER_SHIFT, MARKER_BITS) == MARKER
+            && value != U192::ZERO.with_bit(TOTAL_BITS - 3);
+        if !in_range {
+            return Err(SeqError::Unrecognized { reason: "not in any sequence number layout" });
+        }
+        match value.field(VERSION_SHIFT, VERSION_BITS) {
+            1 => Ok(OrderingSequence {
+                version: 1,
+                arrival_secs: Some(value.field(V1_ARRIVAL_SHIFT, SECS_BITS)),
+            }),
+            2 => {
+                if value.field(SEQ_INDEX_SHIFT, SEQ_INDEX_BITS) > Self::MAX_SEQ_INDEX {
+                    return Err(SeqError::Unrecognized { reason: "sequence index has its high bit set" });
+                }
+                if value.field(CREATE_SHIFT, SECS_BITS) >= Self::CREATE_SECS_LIMIT {
+                    return Err(date_too_large);
+                }
+                Ok(OrderingSequence { version: 2, arrival_secs: Some(value.field(ARRIVAL_SHIFT, SECS_BITS)) })
+            }
+            _ => Err(SeqError::Unrecognized { reason: "version is neither 1 nor 2" }),
+        }
+    }
+
     /// The fields in the order of their significance in the 188-bit value.
     fn significance_key(&self) -> (u64, u32, u64, u64, u32) {
         (self.shard_create_secs, self.shard_index & 0xf, self.seq_index, self.arrival_secs, self.shard_index)
@@ -389,6 +479,22 @@ const DECIMAL_CHUNKS_MAX: usize = 4;
 impl U192 {
     const BITS: u32 = 192;
     const ZERO: U192 = U192([0; 3]);
+
+    /// Bits needed to write the value (0 for zero).
+    fn bit_len(&self) -> u32 {
+        for (i, limb) in self.0.iter().enumerate().rev() {
+            if *limb != 0 {
+                return i as u32 * 64 + (64 - limb.leading_zeros());
+            }
+        }
+        0
+    }
+
+    /// The value with bit `bit` set as well.
+    fn with_bit(mut self, bit: u32) -> U192 {
+        self.0[(bit / 64) as usize] |= 1 << (bit % 64);
+        self
+    }
 
     /// The `width`-bit field starting at bit `shift`.
     fn field(&self, shift: u32, width: u32) -> u64 {
@@ -662,6 +768,61 @@ mod tests {
         for text in unrecognized {
             assert!(matches!(SequenceNumber::parse(&text), Err(SeqError::Unrecognized { .. })), "{text}");
         }
+    }
+
+    /// Hex digits to the decimal text AWS takes.
+    fn from_hex(hex: &str) -> String {
+        let mut v = U192::ZERO;
+        for c in hex.chars() {
+            v = v.mul_add(16, u64::from(c.to_digit(16).unwrap())).unwrap();
+        }
+        v.to_decimal()
+    }
+
+    #[test]
+    fn ordering_sequence_numbers_as_aws_reads_them() {
+        // kinesalite's captures of AWS's PutRecord: accepted...
+        for (hex, version) in [
+            ("20000000000000000000000000000000000000000000002", 2),
+            ("20000000000000000000000000000000000000000000001", 1),
+            ("20000000000000000000000000000000000000800000002", 2),
+        ] {
+            assert_eq!(
+                SequenceNumber::parse_for_ordering(&from_hex(hex)).map(|o| o.version),
+                Ok(version),
+                "{hex}"
+            );
+        }
+        assert_eq!(SequenceNumber::parse_for_ordering("0").map(|o| o.version), Ok(0));
+        let real = "49647060812288014558888668248263847763900017820167045122";
+        let arrival = SequenceNumber::parse(real).unwrap().arrival_secs;
+        assert_eq!(
+            SequenceNumber::parse_for_ordering(real),
+            Ok(OrderingSequence { version: 2, arrival_secs: Some(arrival) })
+        );
+        // ... and refused.
+        for hex in [
+            "20000000000000000000000000000000000000000000000",
+            "20000000000000000000000000000000000000000000004",
+            "20000000000000000000000000000000000000000000003",
+            "30000000000000000000000000000000000000000000001",
+            "1ffffffffff7fffffffffffffff000000000007fffffff2",
+            "20000000000800000000000000000000000000000000002",
+            "13bb2cc3d80000000000000000000000",
+            "2ffffffffff7fffffffffffffff000000000007fffffff2",
+        ] {
+            assert!(
+                matches!(
+                    SequenceNumber::parse_for_ordering(&from_hex(hex)),
+                    Err(SeqError::Unrecognized { .. })
+                ),
+                "{hex}"
+            );
+        }
+        assert_eq!(SequenceNumber::parse_for_ordering("01"), Err(SeqError::Malformed));
+        // A version-1 number carries its arrival time in hex digits 13..22.
+        let v1 = from_hex("200000000000000abcdef00000000000000000000000001");
+        assert_eq!(SequenceNumber::parse_for_ordering(&v1).unwrap().arrival_secs, Some(0xabc_def0));
     }
 
     #[test]

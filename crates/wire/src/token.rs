@@ -171,7 +171,10 @@ impl ShardIteratorToken {
             .expect("a shard iterator payload is fixed-size and within the limit")
     }
 
+    /// Opens an iterator. One pair of surrounding double quotes is ignored, as AWS does: shell
+    /// scripts often pass the CLI's JSON-quoted `"ShardIterator"` value on unchanged.
     pub fn open(token: &str, key: &TokenKey) -> Result<ShardIteratorToken, TokenError> {
+        let token = token.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(token);
         let payload = unseal(key, TokenKind::ShardIterator, token)?;
         let payload: [u8; ITER_PAYLOAD_BYTES] = payload.try_into().map_err(|_| TokenError::Invalid)?;
         Ok(ShardIteratorToken {
@@ -289,6 +292,17 @@ mod tests {
         assert!(token.starts_with("AAAAAAAAAAE"), "{token}");
         assert!(token.len() <= MAX_TOKEN_CHARS);
         assert_eq!(ShardIteratorToken::open(&token, &key(7)), Ok(iterator()));
+    }
+
+    #[test]
+    fn iterator_in_one_pair_of_double_quotes_opens() {
+        let token = iterator().seal(&key(7));
+        assert_eq!(ShardIteratorToken::open(&format!("\"{token}\""), &key(7)), Ok(iterator()));
+        for bad in
+            [format!("\"\"{token}\"\""), format!("\"{token}"), format!("{token}\""), format!("'{token}'")]
+        {
+            assert_eq!(ShardIteratorToken::open(&bad, &key(7)), Err(TokenError::Invalid), "{bad}");
+        }
     }
 
     #[test]
