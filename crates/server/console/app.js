@@ -1206,6 +1206,7 @@ function viewRecords(app, name) {
     stopTail();
     try {
       const filter = filterOf();
+      flash("");
       const ids = form.shard.value ? [form.shard.value] : shardList.map((s) => s.ShardId);
       if (!ids.length) shardList = await listShards(name);
       const arg = form.arg.value.trim();
@@ -1235,6 +1236,7 @@ function viewRecords(app, name) {
     if (tail) { stopTail(); show(); $("#rb-status").textContent = "Live tail stopped."; return; }
     let filter;
     try { filter = filterOf(); } catch (e) { handleError(e); return; }
+    flash("");
     reader = null;
     pages = [];
     at = -1;

@@ -558,7 +558,12 @@ impl Service {
             .lock()
             .iter()
             .map(|((_, shard), slot)| {
-                (slot.stream.clone(), slot.consumer.clone(), *shard, slot.millis_behind.load(Ordering::Relaxed))
+                (
+                    slot.stream.clone(),
+                    slot.consumer.clone(),
+                    *shard,
+                    slot.millis_behind.load(Ordering::Relaxed),
+                )
             })
             .filter(|row| row.3 >= 0)
             .collect();

@@ -24,7 +24,10 @@ async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
 fn series(svc: &Service) -> Vec<String> {
     let mut out = String::new();
     svc.render_metrics(&mut out);
-    out.lines().filter(|l| l.starts_with("kinesin_subscription_millis_behind_latest{")).map(String::from).collect()
+    out.lines()
+        .filter(|l| l.starts_with("kinesin_subscription_millis_behind_latest{"))
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -34,18 +37,22 @@ async fn each_live_subscription_reports_its_millis_behind_latest() {
     cfg.create_stream_ms = 0;
     let svc = Arc::new(Service::open(cfg, Clock::system()).unwrap());
     call(&svc, "CreateStream", json!({"StreamName": "lag", "ShardCount": 2})).await;
-    let arn = call(&svc, "DescribeStreamSummary", json!({"StreamName": "lag"})).await["StreamDescriptionSummary"]
-        ["StreamARN"]
+    let arn = call(&svc, "DescribeStreamSummary", json!({"StreamName": "lag"})).await
+        ["StreamDescriptionSummary"]["StreamARN"]
         .as_str()
         .unwrap()
         .to_string();
-    let consumer = call(&svc, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "billing"})).await
-        ["Consumer"]["ConsumerARN"]
+    let consumer = call(&svc, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "billing"}))
+        .await["Consumer"]["ConsumerARN"]
         .as_str()
         .unwrap()
         .to_string();
-    call(&svc, "PutRecord", json!({"StreamName": "lag", "PartitionKey": "a", "Data": "aGk=", "ExplicitHashKey": "0"}))
-        .await;
+    call(
+        &svc,
+        "PutRecord",
+        json!({"StreamName": "lag", "PartitionKey": "a", "Data": "aGk=", "ExplicitHashKey": "0"}),
+    )
+    .await;
     assert!(series(&svc).is_empty(), "no subscription yet: {:?}", series(&svc));
 
     let mut rx = svc
