@@ -8,6 +8,8 @@
 //! notification (`Service::notify_appended`, signalled by PutRecord(s) after each durable
 //! append), on a takeover by a newer subscription, or when an idle event is due.
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +57,11 @@ pub(crate) struct SubscriptionSlot {
     id: u64,
     started_ms: i64,
     cancel: Arc<Notify>,
+    /// For `/metrics`: the stream and consumer names, and the MillisBehindLatest of the latest
+    /// event sent (-1 until the first one).
+    stream: String,
+    consumer: String,
+    millis_behind: Arc<AtomicI64>,
 }
 
 /// `<stream ARN>/consumer/<name>:<secs>` → (stream ARN, name, secs).
@@ -378,6 +385,7 @@ impl Service {
         let now = self.clock.now_ms();
         let key = (req.consumer_arn.clone(), shard.0);
         let cancel = Arc::new(Notify::new());
+        let millis_behind = Arc::new(AtomicI64::new(-1));
         let id: u64 = rand::random();
         {
             let mut subs = self.subscriptions.lock();
@@ -394,7 +402,17 @@ impl Service {
                 }
                 old.cancel.notify_one();
             }
-            subs.insert(key.clone(), SubscriptionSlot { id, started_ms: now, cancel: cancel.clone() });
+            subs.insert(
+                key.clone(),
+                SubscriptionSlot {
+                    id,
+                    started_ms: now,
+                    cancel: cancel.clone(),
+                    stream: s.name.clone(),
+                    consumer: c.name.clone(),
+                    millis_behind: millis_behind.clone(),
+                },
+            );
         }
         let appended =
             self.appended.lock().entry(sh.log_id).or_insert_with(|| Arc::new(Notify::new())).clone();
@@ -408,6 +426,7 @@ impl Service {
             position: it.position,
             appended,
             cancel,
+            millis_behind,
         };
         tokio::spawn(async move {
             svc.run_subscription(&sub, &tx).await;
@@ -489,6 +508,7 @@ impl Service {
                     m.subscribe_event_bytes.add(delivered as u64);
                     m.subscribe_event_records.add(records);
                     m.subscribe_event_millis_behind.set(behind);
+                    sub.millis_behind.store(behind, Ordering::Relaxed);
                     m.subscribe_event_success.add(1);
                     sh.metrics.outgoing_bytes.add(delivered as u64);
                     sh.metrics.outgoing_records.add(records);
@@ -524,6 +544,41 @@ impl Service {
                 }
                 _ = tokio::time::sleep(sleep) => {}
             }
+        }
+    }
+
+    /// Appends `kinesin_subscription_millis_behind_latest`: one series per live subscription
+    /// (consumer and shard), the MillisBehindLatest of the latest event it sent. CloudWatch's
+    /// SubscribeToShardEvent.MillisBehindLatest is per stream only, which hides one slow consumer
+    /// behind fast ones; the web console shows this per consumer. A series exists while the
+    /// subscription is live (at most 5 minutes each; the consumer subscribes again to go on).
+    pub fn render_subscription_metrics(&self, out: &mut String) {
+        let mut rows: Vec<(String, String, u32, i64)> = self
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|((_, shard), slot)| {
+                (
+                    slot.stream.clone(),
+                    slot.consumer.clone(),
+                    *shard,
+                    slot.millis_behind.load(Ordering::Relaxed),
+                )
+            })
+            .filter(|row| row.3 >= 0)
+            .collect();
+        rows.sort();
+        let name = "kinesin_subscription_millis_behind_latest";
+        let _ = writeln!(out, "# HELP {name} MillisBehindLatest of the latest SubscribeToShard event sent to each live subscription (enhanced fan-out consumer and shard), in milliseconds.");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (stream, consumer, shard, behind) in rows {
+            let _ = writeln!(
+                out,
+                "{name}{{stream_name=\"{}\",consumer_name=\"{}\",shard_id=\"{}\"}} {behind}",
+                crate::metrics::escape(&stream),
+                crate::metrics::escape(&consumer),
+                ShardId(shard)
+            );
         }
     }
 
@@ -584,6 +639,7 @@ struct Subscription {
     position: u64,
     appended: Arc<Notify>,
     cancel: Arc<Notify>,
+    millis_behind: Arc<AtomicI64>,
 }
 
 #[cfg(test)]

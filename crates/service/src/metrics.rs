@@ -152,7 +152,7 @@ static SHARD_FAMILIES: &[Family<ShardMetrics>] = &[
 ];
 
 /// Escapes a label value (backslash, double quote, newline).
-fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escape(v: &str) -> std::borrow::Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return v.into();
     }
@@ -233,6 +233,7 @@ impl Service {
                 shard_series(out, s, fam);
             }
         }
+        self.render_subscription_metrics(out);
 
         let stats = self.log.stats();
         header(out, "kinesin_fsync_latency_milliseconds", "histogram", "Time of each sync the log writer made (fdatasync of a segment, fsync of a directory, or one syncfs for a group-commit round touching many files), in milliseconds.");

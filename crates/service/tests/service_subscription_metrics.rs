@@ -1,0 +1,86 @@
+//! `/metrics` exposes the lag of each enhanced fan-out consumer: one
+//! `kinesin_subscription_millis_behind_latest` series per live subscription (consumer and
+//! shard), the MillisBehindLatest of the latest event sent to it. The web console reads it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use kinesin_service::{Clock, Service, ServiceConfig, SubscribeEvent};
+use kinesin_wire::model::model;
+
+async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
+    model().check_input(op, &mut body).unwrap();
+    let out = svc.call(op, body).await.unwrap();
+    let bytes = out.to_json();
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
+fn series(svc: &Service) -> Vec<String> {
+    let mut out = String::new();
+    svc.render_metrics(&mut out);
+    out.lines()
+        .filter(|l| l.starts_with("kinesin_subscription_millis_behind_latest{"))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_live_subscription_reports_its_millis_behind_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
+    cfg.create_stream_ms = 0;
+    let svc = Arc::new(Service::open(cfg, Clock::system()).unwrap());
+    call(&svc, "CreateStream", json!({"StreamName": "lag", "ShardCount": 2})).await;
+    let arn = call(&svc, "DescribeStreamSummary", json!({"StreamName": "lag"})).await
+        ["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let consumer = call(&svc, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "billing"}))
+        .await["Consumer"]["ConsumerARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &svc,
+        "PutRecord",
+        json!({"StreamName": "lag", "PartitionKey": "a", "Data": "aGk=", "ExplicitHashKey": "0"}),
+    )
+    .await;
+    assert!(series(&svc).is_empty(), "no subscription yet: {:?}", series(&svc));
+
+    let mut rx = svc
+        .subscribe_to_shard(json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    let SubscribeEvent::Event(ev) = first else { panic!("an exception: {first:?}") };
+    assert_eq!(ev.records.len(), 1);
+    // The gauge is set right after the event is queued: wait for it without sleeping blindly.
+    let want = format!(
+        "kinesin_subscription_millis_behind_latest{{stream_name=\"lag\",consumer_name=\"billing\",shard_id=\"shardId-000000000000\"}} {}",
+        ev.millis_behind_latest
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while series(&svc) != [want.clone()] {
+        assert!(std::time::Instant::now() < deadline, "got {:?}, want {want}", series(&svc));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The series goes with the subscription (here: the consumer is deregistered).
+    call(&svc, "DeregisterStreamConsumer", json!({"ConsumerARN": consumer})).await;
+    while tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().is_some() {}
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !series(&svc).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still {:?}", series(&svc));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
