@@ -589,7 +589,10 @@ fn bounded(v: &Value, depth: usize, cut: &mut bool) -> Value {
             Value::Array(items.iter().take(PARAMS_MEMBERS_MAX).map(|x| bounded(x, depth + 1, cut)).collect())
         }
         Value::Object(o) => Value::Object(
-            o.iter().take(PARAMS_MEMBERS_MAX).map(|(k, x)| (key_capped(k), bounded(x, depth + 1, cut))).collect(),
+            o.iter()
+                .take(PARAMS_MEMBERS_MAX)
+                .map(|(k, x)| (key_capped(k), bounded(x, depth + 1, cut)))
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -759,7 +762,8 @@ mod tests {
 
     #[test]
     fn lines_are_cloudtrail_like_and_carry_no_data() {
-        let body = request_parameters(&json!({"StreamName": "orders", "Data": "c2VjcmV0", "PartitionKey": "k"}));
+        let body =
+            request_parameters(&json!({"StreamName": "orders", "Data": "c2VjcmV0", "PartitionKey": "k"}));
         let c = caller();
         let e = Event {
             op: "PutRecord",
@@ -840,7 +844,10 @@ mod tests {
         assert!(cut);
         assert!(line.len() <= LINE_BYTES_MAX, "{}", line.len());
         let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["requestParameters"]["StreamName"], format!("{}… (15728640 bytes)", "n".repeat(FIELD_CHARS_MAX)));
+        assert_eq!(
+            v["requestParameters"]["StreamName"],
+            format!("{}… (15728640 bytes)", "n".repeat(FIELD_CHARS_MAX))
+        );
         assert_eq!(v["requestParameters"]["kinesinOmittedBytes"].as_u64().map(|n| n > 60_000), Some(true));
         assert!(v["requestParameters"].get("Junk").is_none());
         // Control characters take 6 bytes each in JSON: the last resort still fits.
@@ -857,7 +864,13 @@ mod tests {
         let c = caller();
         let (line, cut) = event(&c, Some(&params), None).to_line(0);
         assert!(!cut);
-        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["requestParameters"]["Tags"].as_object().unwrap().len(), 50);
+        assert_eq!(
+            serde_json::from_str::<Value>(&line).unwrap()["requestParameters"]["Tags"]
+                .as_object()
+                .unwrap()
+                .len(),
+            50
+        );
     }
 
     #[test]

@@ -346,7 +346,11 @@ impl Service {
     pub(crate) fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
-            format!("Shard {id} in stream {} under account {} does not exist", echo(stream), self.cfg.account_id),
+            format!(
+                "Shard {id} in stream {} under account {} does not exist",
+                echo(stream),
+                self.cfg.account_id
+            ),
         )
     }
 

@@ -771,7 +771,8 @@ mod tests {
             )
         );
         // Two rules broken, the value echoed (capped) in each.
-        let e = check("DescribeStreamSummary", json!({"StreamName": format!("{} ", "b".repeat(300))})).unwrap_err();
+        let e = check("DescribeStreamSummary", json!({"StreamName": format!("{} ", "b".repeat(300))}))
+            .unwrap_err();
         assert_eq!(e.message.unwrap().matches("… (301 bytes)' at 'streamName'").count(), 2);
         // 501 records: the list is echoed as AWS does, but capped.
         let records: Vec<Value> =
@@ -788,10 +789,16 @@ mod tests {
         let m = e.message.unwrap();
         assert_eq!(
             m,
-            format!("'{}… (10485760 bytes)' can not be converted to a Blob: Invalid Base64 character: '!'", "A".repeat(256))
+            format!(
+                "'{}… (10485760 bytes)' can not be converted to a Blob: Invalid Base64 character: '!'",
+                "A".repeat(256)
+            )
         );
-        let e = check("PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": "", "DryRun": "t".repeat(1000)}))
-            .unwrap_err();
+        let e = check(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "k", "Data": "", "DryRun": "t".repeat(1000)}),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message.unwrap(),
             format!("'{}… (1000 bytes)' can not be converted to an Boolean", "T".repeat(256))

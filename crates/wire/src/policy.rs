@@ -149,7 +149,10 @@ impl Policy {
         let obj = doc.as_object().ok_or("the policy must be a JSON object")?;
         for key in obj.keys() {
             if !matches!(key.as_str(), "Version" | "Id" | "Statement") {
-                return Err(format!("unknown policy element `{}` (expected Version, Id, Statement)", echo(key)));
+                return Err(format!(
+                    "unknown policy element `{}` (expected Version, Id, Statement)",
+                    echo(key)
+                ));
             }
         }
         if let Some(v) = obj.get("Version") {
