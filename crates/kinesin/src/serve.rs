@@ -284,6 +284,14 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         if audit.file_bytes_max == 0 {
             bail!("--audit-max-bytes 0: give the size at which the audit log rotates, e.g. 104857600");
         }
+        if audit.budget.burst_bytes < audit::LINE_BYTES_MAX as u64 {
+            bail!(
+                "--audit-caller-burst-bytes {}: give at least {} (the longest audit line), or every \
+                 entry of that size would only be counted",
+                audit.budget.burst_bytes,
+                audit::LINE_BYTES_MAX
+            );
+        }
         tracing::info!(
             "audit trail in {} ({}rotated at {} bytes, {} kept; authentication failures and malformed \
              requests in {}; each caller may write {} bytes/s after a burst of {} bytes, then is summarized)",
