@@ -312,35 +312,47 @@ def assert_validation(resp, expected):
     assert rest == "", f"unexpected trailing text {rest!r} in {msg!r}"
 
 
+ECHO_CHARS_MAX = 256
+
+
+def echo(value):
+    """A value as kinesin's error messages repeat it (issue 13): at most 256 characters, then
+    `… (N bytes)` with the value's full length in UTF-8 bytes. AWS repeats it whole."""
+    value = str(value)
+    if len(value) <= ECHO_CHARS_MAX:
+        return value
+    return f"{value[:ECHO_CHARS_MAX]}… ({len(value.encode())} bytes)"
+
+
 def v_null(member):
     return f"Value null at '{member}' failed to satisfy constraint: Member must not be null"
 
 
 def v_min_len(value, member, n=1):
-    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must have length greater than or equal to {n}"
+    return f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must have length greater than or equal to {n}"
 
 
 def v_max_len(value, member, n):
-    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {n}"
+    return f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {n}"
 
 
 def v_min(value, member, n):
-    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must have value greater than or equal to {n}"
+    return f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must have value greater than or equal to {n}"
 
 
 def v_max(value, member, n):
-    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must have value less than or equal to {n}"
+    return f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must have value less than or equal to {n}"
 
 
 def v_pattern(value, member, pattern):
-    return f"Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+    return f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
 
 
 def v_pattern_any(value, member, pattern):
     """Pattern errors for HashKey / SequenceNumber: the 2020-era captures print the bare pattern,
     the newest service model anchors it (^(...)$); either rendering is accepted."""
     anchored = f"^({pattern})$"
-    head = f"Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+    head = f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: "
     return re.compile(re.escape(head) + "(?:" + re.escape(anchored) + "|" + re.escape(pattern) + ")(?=; |$)")
 
 
@@ -349,7 +361,7 @@ def v_enum(value, member, values):
     alts = "|".join(re.escape(v) for v in values)
     inner = rf"(?:{alts})(?:, (?:{alts})){{{len(values) - 1}}}"
     return re.compile(
-        re.escape(f"Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [")
+        re.escape(f"Value '{echo(value)}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [")
         + inner + re.escape("]")
     )
 

@@ -113,6 +113,20 @@ pub struct ServeArgs {
     /// Also audit data-plane calls (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard).
     #[arg(long, env = "KINESIN_AUDIT_DATA_PLANE")]
     audit_data_plane: Option<Option<bool>>,
+    /// File for authentication failures and malformed requests, rotated like the audit log but
+    /// apart from it, so noise never rotates the trail away [default: <stem>-noise.<ext> beside
+    /// --audit-log].
+    #[arg(long, env = "KINESIN_AUDIT_NOISE_LOG")]
+    audit_noise_log: Option<PathBuf>,
+    /// Audit bytes one caller (principal, or source address when unverified) may write per
+    /// second in each file; beyond it and its burst, its entries are summarized once a minute
+    /// [default: (keep + 1) × max bytes / 86400: a day to rotate a full trail away].
+    #[arg(long, env = "KINESIN_AUDIT_CALLER_BYTES_PER_SEC")]
+    audit_caller_bytes_per_sec: Option<u64>,
+    /// Audit bytes one caller may write at once before its rate applies [default: 1% of
+    /// (keep + 1) × max bytes, at least 262144].
+    #[arg(long, env = "KINESIN_AUDIT_CALLER_BURST_BYTES")]
+    audit_caller_burst_bytes: Option<u64>,
     /// TOML keyring of KMS master keys for StartStreamEncryption (`[[key]]` with id, arn,
     /// aliases, material or material_file, enabled, state, deny; README "Encryption at rest")
     /// [default: only alias/aws/kinesis, made on first start in <data-dir>/kms/].
@@ -149,6 +163,7 @@ impl ServeArgs {
         fill!(tls_listen, tls_cert, tls_key, credentials);
         fill!(max_connections, header_read_timeout_secs, idle_timeout_secs, body_read_timeout_secs);
         fill!(audit_log, audit_max_bytes, audit_keep, audit_data_plane);
+        fill!(audit_noise_log, audit_caller_bytes_per_sec, audit_caller_burst_bytes);
         fill!(kms_keyring, kms_keys);
         if self.init_stream.is_empty() {
             self.init_stream = file.init_stream;
@@ -252,21 +267,42 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 
     let limits = server_limits(&args)?;
     if let Some(path) = &args.audit_log {
-        let audit = kinesin_server::audit::AuditConfig {
+        use kinesin_server::audit;
+        let file_bytes_max = args.audit_max_bytes.unwrap_or(audit::FILE_BYTES_MAX_DEFAULT);
+        let keep = args.audit_keep.unwrap_or(audit::KEEP_DEFAULT);
+        let default_budget = audit::Budget::for_trail(file_bytes_max, keep);
+        let audit = audit::AuditConfig {
             path: path.clone(),
-            file_bytes_max: args.audit_max_bytes.unwrap_or(kinesin_server::audit::FILE_BYTES_MAX_DEFAULT),
-            keep: args.audit_keep.unwrap_or(kinesin_server::audit::KEEP_DEFAULT),
+            noise_path: args.audit_noise_log.clone().unwrap_or_else(|| audit::default_noise_path(path)),
+            file_bytes_max,
+            keep,
             data_plane: matches!(args.audit_data_plane, Some(None) | Some(Some(true))),
+            budget: audit::Budget {
+                bytes_per_sec: args.audit_caller_bytes_per_sec.unwrap_or(default_budget.bytes_per_sec),
+                burst_bytes: args.audit_caller_burst_bytes.unwrap_or(default_budget.burst_bytes),
+            },
         };
         if audit.file_bytes_max == 0 {
             bail!("--audit-max-bytes 0: give the size at which the audit log rotates, e.g. 104857600");
         }
+        if audit.budget.burst_bytes < audit::LINE_BYTES_MAX as u64 {
+            bail!(
+                "--audit-caller-burst-bytes {}: give at least {} (the longest audit line), or every \
+                 entry of that size would only be counted",
+                audit.budget.burst_bytes,
+                audit::LINE_BYTES_MAX
+            );
+        }
         tracing::info!(
-            "audit trail in {} ({}rotated at {} bytes, {} kept)",
+            "audit trail in {} ({}rotated at {} bytes, {} kept; authentication failures and malformed \
+             requests in {}; each caller may write {} bytes/s after a burst of {} bytes, then is summarized)",
             path.display(),
             if audit.data_plane { "data plane included, " } else { "" },
             audit.file_bytes_max,
-            audit.keep
+            audit.keep,
+            audit.noise_path.display(),
+            audit.budget.bytes_per_sec,
+            audit.budget.burst_bytes,
         );
         kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
     }

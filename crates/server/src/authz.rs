@@ -14,13 +14,28 @@
 //! - ListStreams, DescribeLimits, DescribeAccountSettings, UpdateAccountSettings: `*` — these
 //!   actions have no resource type on AWS, so only a statement whose Resource matches `*`
 //!   (e.g. `"Resource": "*"`) covers them.
+//!
+//! **Order: authorization before most of validation.** The server authenticates, checks the
+//! JSON types, then validates only the members that name the resource ([`NAMING_MEMBERS`]),
+//! authorizes, and validates the rest. A principal without the permission gets
+//! `AccessDeniedException` without paying for (or learning from) the validation of records,
+//! tags or policies; the resource it is refused on is always well formed and bounded, so the
+//! policy match and the denial message stay small. A malformed name is still the AWS answer,
+//! `ValidationException`, for every caller (AWS validates before it authorizes): the one
+//! difference from AWS is that a request both unauthorized and malformed elsewhere than in its
+//! names gets `AccessDeniedException` where AWS would answer `ValidationException`.
 
 use serde_json::Value;
 
 use kinesin_service::Service;
 use kinesin_wire::policy::{Kind, Policy};
 
-/// The resource `op` acts on, per the table above. `body` has passed model validation.
+/// The members [`resource`] reads. They are validated before authorization.
+pub(crate) const NAMING_MEMBERS: &[&str] =
+    &["StreamName", "StreamARN", "ConsumerName", "ConsumerARN", "ResourceARN", "ShardIterator"];
+
+/// The resource `op` acts on, per the table above. `body` has passed the type check and the
+/// validation of [`NAMING_MEMBERS`] (the rest of it is unvalidated).
 pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> String {
     let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let cfg = service.config();

@@ -566,7 +566,8 @@ struct Note {
     audited: bool,
 }
 
-/// Authentication, validation, authorization, then the operation.
+/// Authentication, validation of the members naming the resource, authorization, the rest of
+/// validation, then the operation (see `authz` for why authorization comes first).
 #[allow(clippy::too_many_arguments)] // the request's parts, each used once; a struct would only rename them
 async fn authorized_call(
     service: &Arc<Service>,
@@ -609,7 +610,13 @@ async fn authorized_call(
             });
         }
         Some(_) => {}
-        None => model().check_input(op, &mut value)?,
+        None if principal.is_none() => model().check_input(op, &mut value)?,
+        // Authorization comes before the rest of validation (see `authz`): a malformed name is
+        // answered with the whole validation error, as AWS words it.
+        None if !model().members_valid(op, &value, authz::NAMING_MEMBERS) => {
+            model().check_input(op, &mut value)?
+        }
+        None => {}
     }
     if note.audited {
         note.params = Some(audit::request_parameters(&value));
@@ -619,6 +626,12 @@ async fn authorized_call(
         let resource_policy = authz::resource_policy(&resource, service).await;
         p.authorize(&format!("kinesis:{op}"), &resource, resource_policy.as_ref())
             .map_err(|e| refused(note, e))?;
+        if fast.is_none() {
+            model().check_input(op, &mut value)?;
+            if note.audited {
+                note.params = Some(audit::request_parameters(&value));
+            }
+        }
     }
     if let Some(input) = fast {
         return Ok(protocol.output(&service.put_records_decoded(input).await?));
@@ -720,7 +733,7 @@ fn check_auth(authorization: &Option<String>, query: Option<&str>, has_date: boo
             if msg.is_empty() {
                 Ok(())
             } else {
-                msg.push_str(&format!("Authorization={auth}"));
+                msg.push_str(&format!("Authorization={}", kinesin_wire::error::echo(auth)));
                 Err(ApiError::new(ErrorKind::IncompleteSignature, msg))
             }
         }

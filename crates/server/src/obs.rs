@@ -142,5 +142,6 @@ pub fn render(service: &Service) -> String {
         "kinesin_http_connections_accepted_total {}",
         CONNECTIONS_ACCEPTED.load(Ordering::Relaxed)
     );
+    crate::audit::render_metrics(&mut out);
     out
 }

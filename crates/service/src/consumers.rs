@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
 use kinesin_log::LogId;
+use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{SequenceNumber, ShardId};
 use kinesin_wire::ops::*;
@@ -76,7 +77,12 @@ impl Service {
     fn consumer_not_found(&self, what: &str, stream: &str) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
-            format!("Consumer {what} under stream {stream} under account {} not found.", self.cfg.account_id),
+            format!(
+                "Consumer {} under stream {} under account {} not found.",
+                echo(what),
+                echo(stream),
+                self.cfg.account_id
+            ),
         )
     }
 
@@ -102,12 +108,14 @@ impl Service {
             (Some(arn), given_stream, given_name) => {
                 let (sa, n, secs) = parse_consumer_arn(arn).ok_or_else(|| {
                     ApiError::invalid_argument(format!(
-                        "ConsumerARN {arn} is not a consumer ARN: expected <stream ARN>/consumer/<name>:<creation epoch seconds>."
+                        "ConsumerARN {} is not a consumer ARN: expected <stream ARN>/consumer/<name>:<creation epoch seconds>.",
+                        echo(arn)
                     ))
                 })?;
                 if given_stream.is_some_and(|g| g != sa) || given_name.is_some_and(|g| g != n) {
                     return Err(ApiError::invalid_argument(format!(
-                        "ConsumerARN {arn} does not agree with the StreamARN or ConsumerName given; give the ConsumerARN alone."
+                        "ConsumerARN {} does not agree with the StreamARN or ConsumerName given; give the ConsumerARN alone.",
+                        echo(arn)
                     )));
                 }
                 (sa, n, Some(secs))

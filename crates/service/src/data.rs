@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use kinesin_log::{LogError, LogId, RecordIn, StoredRecord};
+use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, HashKeyError, SeqError, SequenceNumber, ShardId};
 use kinesin_wire::ops::*;
@@ -70,10 +71,12 @@ impl Service {
         let key = match ehk {
             Some(k) => HashKey::parse(k).map_err(|e| match e {
                 HashKeyError::OutOfRange => ApiError::invalid_argument(format!(
-                    "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {k}"
+                    "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {}",
+                    echo(k)
                 )),
                 _ => ApiError::validation(format!(
-                    "1 validation error detected: Value '{k}' at '{path}explicitHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})"
+                    "1 validation error detected: Value '{}' at '{path}explicitHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
+                    echo(k)
                 )),
             })?,
             None => HashKey::from_partition_key(&pk),
@@ -344,7 +347,11 @@ impl Service {
     pub(crate) fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
-            format!("Shard {id} in stream {stream} under account {} does not exist", self.cfg.account_id),
+            format!(
+                "Shard {id} in stream {} under account {} does not exist",
+                echo(stream),
+                self.cfg.account_id
+            ),
         )
     }
 
@@ -354,8 +361,10 @@ impl Service {
             return Err(ApiError::new(
                 ErrorKind::ResourceNotFound,
                 format!(
-                    "Could not find shard {} in stream {name} under account {}.",
-                    req.shard_id, self.cfg.account_id
+                    "Could not find shard {} in stream {} under account {}.",
+                    echo(&req.shard_id),
+                    echo(&name),
+                    self.cfg.account_id
                 ),
             ));
         };
@@ -394,7 +403,8 @@ impl Service {
             (_, Some(seq_text)) => {
                 let seq = SequenceNumber::parse(seq_text).map_err(|e| match e {
                     SeqError::Malformed => ApiError::validation(format!(
-                        "1 validation error detected: Value '{seq_text}' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})"
+                        "1 validation error detected: Value '{}' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})",
+                        echo(seq_text)
                     )),
                     _ => ApiError::invalid_argument(format!(
                         "StartingSequenceNumber {seq_text} used in GetShardIterator on shard {id} in stream {} under account {} is invalid.",

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kinesin_log::{Durability, Log, LogConfig, LogId};
+use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ops::Output;
 use kinesin_wire::token::TokenKey;
@@ -447,7 +448,7 @@ impl Service {
     pub(crate) fn not_found(&self, name: &str) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
-            format!("Stream {} under account {} not found.", name, self.cfg.account_id),
+            format!("Stream {} under account {} not found.", echo(name), self.cfg.account_id),
         )
     }
 
@@ -461,19 +462,22 @@ impl Service {
             (n, Some(a)) => {
                 let (account, region, from_arn) = parse_stream_arn(a).ok_or_else(|| {
                     ApiError::invalid_argument(format!(
-                        "StreamARN {a} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>."
+                        "StreamARN {} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>.",
+                        echo(a)
                     ))
                 })?;
                 if account != self.cfg.account_id || region != self.cfg.region {
                     return Err(ApiError::new(
                         ErrorKind::ResourceNotFound,
-                        format!("Stream {from_arn} under account {account} not found."),
+                        format!("Stream {} under account {} not found.", echo(from_arn), echo(account)),
                     ));
                 }
                 if let Some(n) = n {
                     if n != from_arn {
                         return Err(ApiError::invalid_argument(format!(
-                            "StreamName {n} and StreamARN {a} refer to different streams; give one of them or make them agree."
+                            "StreamName {} and StreamARN {} refer to different streams; give one of them or make them agree.",
+                            echo(n),
+                            echo(a)
                         )));
                     }
                 }

@@ -14,7 +14,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{echo, ApiError, Echo, ErrorKind, ECHO_CHARS_MAX};
 
 const MODEL_JSON: &str = include_str!("../model/kinesis.json");
 /// AWS reports at most this many constraint violations in one message.
@@ -145,6 +145,32 @@ impl Model {
             if n > 1 { "s" } else { "" },
             errors.join("; ")
         )))
+    }
+
+    /// Whether the top-level members `names` of `op`'s input, where `body` has them, are strings
+    /// that satisfy their constraints. Cheap on any input: a value far over its length limit is
+    /// refused by its byte length before any scan. The server checks the members that name the
+    /// resource this way before authorizing, and leaves the rest of validation until after.
+    pub fn members_valid(&self, op: &str, body: &Value, names: &[&str]) -> bool {
+        let Some(Some(input)) = self.operations.get(op) else {
+            return true;
+        };
+        let Kind::Structure { members, .. } = &self.shape(input).kind else {
+            return true;
+        };
+        members.iter().filter(|(m, _)| names.contains(&m.as_str())).all(|(m, shape_name)| {
+            match body.get(m) {
+                None | Some(Value::Null) => true,
+                Some(v @ Value::String(s)) => {
+                    let shape = self.shape(shape_name);
+                    let is_string = matches!(shape.kind, Kind::String { .. });
+                    // A character is at most 4 bytes of UTF-8.
+                    let far_too_long = shape.max.is_some_and(|max| s.len() as i64 > max.saturating_mul(4));
+                    is_string && !far_too_long && self.scalar_ok(shape_name, v)
+                }
+                Some(_) => false,
+            }
+        })
     }
 
     /// Calls `f` on every timestamp member present in `body`, an input of `op`, before
@@ -280,7 +306,12 @@ impl Model {
                 Value::Bool(_) => Ok(()),
                 Value::Number(_) => Err(ser(format!("{NUMBER_CLASS} can not be converted to an Boolean"))),
                 Value::String(s) => {
-                    Err(ser(format!("'{}' can not be converted to an Boolean", s.to_uppercase())))
+                    // AWS upper-cases the value; only the echoed part is worth converting.
+                    let shown = match s.char_indices().nth(ECHO_CHARS_MAX) {
+                        None => s.to_uppercase(),
+                        Some((cut, _)) => format!("{}… ({} bytes)", s[..cut].to_uppercase(), s.len()),
+                    };
+                    Err(ser(format!("'{shown}' can not be converted to an Boolean")))
                 }
                 other => Err(container_error(other)),
             },
@@ -333,12 +364,12 @@ impl Model {
 
     fn check_value_constraints(&self, shape_name: &str, value: &Value, path: &str, errors: &mut Vec<String>) {
         let shape = self.shape(shape_name);
+        // Rendered once, at the first violation: a value breaking two rules is echoed twice.
+        let mut rendered: Option<String> = None;
         let mut fail = |errors: &mut Vec<String>, what: String| {
             if errors.len() < VALIDATION_ERRORS_MAX {
-                errors.push(format!(
-                    "Value {} at '{path}' failed to satisfy constraint: {what}",
-                    render(shape, value)
-                ));
+                let shown = rendered.get_or_insert_with(|| render(shape, value));
+                errors.push(format!("Value {shown} at '{path}' failed to satisfy constraint: {what}"));
             }
         };
         match &shape.kind {
@@ -432,37 +463,58 @@ fn check_length(
     }
 }
 
-/// How the AWS front end prints a value in a constraint message.
+/// How the AWS front end prints a value in a constraint message, capped like every echo
+/// ([`Echo`]): a 501-record PutRecords or a 15 MB name is not repeated in full. A long value is
+/// not even rendered in full: what is past the cap is only counted.
 fn render(shape: &Shape, value: &Value) -> String {
-    let inner = match (&shape.kind, value) {
+    use std::fmt::Write as _;
+    let mut e = Echo::new();
+    let json = |e: &mut Echo, v: &Value| {
+        let _ = serde_json::to_writer(&mut *e, v);
+    };
+    match (&shape.kind, value) {
         (Kind::Blob, Value::String(s)) => {
             let n = base64_decoded_len(s);
-            format!("java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]")
+            let _ = write!(e, "java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]");
         }
-        (_, Value::String(s)) => s.clone(),
+        (_, Value::String(s)) => {
+            let _ = e.write_str(s);
+        }
         (_, Value::Array(items)) => {
-            let parts: Vec<String> = items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            format!("[{}]", parts.join(", "))
+            let _ = e.write_str("[");
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    let _ = e.write_str(", ");
+                }
+                match v {
+                    Value::String(s) => {
+                        let _ = e.write_str(s);
+                    }
+                    other => json(&mut e, other),
+                }
+            }
+            let _ = e.write_str("]");
         }
         (Kind::Map { .. }, Value::Object(obj)) => {
-            let parts: Vec<String> = obj
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect();
-            format!("{{{}}}", parts.join(", "))
+            let _ = e.write_str("{");
+            for (i, (k, v)) in obj.iter().enumerate() {
+                if i > 0 {
+                    let _ = e.write_str(", ");
+                }
+                let _ = e.write_str(k);
+                let _ = e.write_str("=");
+                match v {
+                    Value::String(s) => {
+                        let _ = e.write_str(s);
+                    }
+                    other => json(&mut e, other),
+                }
+            }
+            let _ = e.write_str("}");
         }
-        (_, other) => other.to_string(),
-    };
-    format!("'{inner}'")
+        (_, other) => json(&mut e, other),
+    }
+    format!("'{}'", e.finish())
 }
 
 /// How the AWS front end names a JSON number it cannot convert.
@@ -503,7 +555,7 @@ pub fn base64_decoded_len(s: &str) -> usize {
 
 /// The AWS front end accepts only canonical, padded standard base64 (reference §2.2).
 fn check_base64(s: &str) -> Result<(), ApiError> {
-    let blob_err = |why: String| ser(format!("'{s}' can not be converted to a Blob: {why}"));
+    let blob_err = |why: String| ser(format!("'{}' can not be converted to a Blob: {why}", echo(s)));
     if !s.len().is_multiple_of(4) {
         return Err(blob_err(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
@@ -702,6 +754,68 @@ mod tests {
         });
         assert_eq!(seen, vec![json!(7), json!(5)]);
         assert_eq!(v["NextToken"], json!(9));
+    }
+
+    #[test]
+    fn echoed_values_are_capped() {
+        let huge = "a".repeat(15 * 1024 * 1024);
+        let e = check("DescribeStreamSummary", json!({"StreamName": huge})).unwrap_err();
+        let m = e.message.unwrap();
+        assert!(m.len() < 1024, "{} bytes", m.len());
+        assert_eq!(
+            m,
+            format!(
+                "1 validation error detected: Value '{}… (15728640 bytes)' at 'streamName' failed to satisfy \
+                 constraint: Member must have length less than or equal to 128",
+                "a".repeat(256)
+            )
+        );
+        // Two rules broken, the value echoed (capped) in each.
+        let e = check("DescribeStreamSummary", json!({"StreamName": format!("{} ", "b".repeat(300))}))
+            .unwrap_err();
+        assert_eq!(e.message.unwrap().matches("… (301 bytes)' at 'streamName'").count(), 2);
+        // 501 records: the list is echoed as AWS does, but capped.
+        let records: Vec<Value> =
+            (0..501).map(|_| json!({"Data": "QUJD".repeat(10_000), "PartitionKey": "k"})).collect();
+        let e = check("PutRecords", json!({"StreamName": "s", "Records": records})).unwrap_err();
+        let m = e.message.unwrap();
+        assert!(m.len() < 1024, "{} bytes", m.len());
+        assert!(m.ends_with("' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500"), "{m}");
+        assert!(m.starts_with("1 validation error detected: Value '[{\"Data\":\"QUJDQUJD"), "{m}");
+        // A 10 MB value that is not base64.
+        let bad = format!("{}!", "A".repeat(10 * 1024 * 1024 - 1));
+        let e = check("PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": bad})).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Serialization);
+        let m = e.message.unwrap();
+        assert_eq!(
+            m,
+            format!(
+                "'{}… (10485760 bytes)' can not be converted to a Blob: Invalid Base64 character: '!'",
+                "A".repeat(256)
+            )
+        );
+        let e = check(
+            "PutRecord",
+            json!({"StreamName": "s", "PartitionKey": "k", "Data": "", "DryRun": "t".repeat(1000)}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message.unwrap(),
+            format!("'{}… (1000 bytes)' can not be converted to an Boolean", "T".repeat(256))
+        );
+    }
+
+    #[test]
+    fn naming_members_are_checked_alone() {
+        let names = ["StreamName", "StreamARN"];
+        let m = model();
+        assert!(m.members_valid("DescribeStreamSummary", &json!({"StreamName": "orders"}), &names));
+        assert!(m.members_valid("DescribeStreamSummary", &json!({}), &names));
+        assert!(!m.members_valid("DescribeStreamSummary", &json!({"StreamName": "a".repeat(129)}), &names));
+        assert!(!m.members_valid("DescribeStreamSummary", &json!({"StreamName": "a b"}), &names));
+        assert!(!m.members_valid("DescribeStreamSummary", &json!({"StreamName": 5}), &names));
+        // Other members are left for later.
+        assert!(m.members_valid("PutRecords", &json!({"StreamName": "s", "Records": 5}), &names));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 
 use serde_json::Value;
 
+use crate::error::echo;
+
 /// Longest policy document accepted, in bytes (AWS: 20 KiB for a resource policy; 10 KiB for an
 /// inline identity policy). Bounds parsing and evaluation work.
 pub const POLICY_BYTES_MAX: usize = 64 * 1024;
@@ -113,7 +115,9 @@ impl Decision {
     pub fn message(self, req: &Request<'_>) -> Option<String> {
         let head = format!(
             "User: {} is not authorized to perform: {} on resource: {}",
-            req.principal_arn, req.action, req.resource
+            req.principal_arn,
+            req.action,
+            echo(req.resource)
         );
         match self {
             Decision::Allow => None,
@@ -145,12 +149,18 @@ impl Policy {
         let obj = doc.as_object().ok_or("the policy must be a JSON object")?;
         for key in obj.keys() {
             if !matches!(key.as_str(), "Version" | "Id" | "Statement") {
-                return Err(format!("unknown policy element `{key}` (expected Version, Id, Statement)"));
+                return Err(format!(
+                    "unknown policy element `{}` (expected Version, Id, Statement)",
+                    echo(key)
+                ));
             }
         }
         if let Some(v) = obj.get("Version") {
             if !matches!(v.as_str(), Some("2012-10-17") | Some("2008-10-17")) {
-                return Err(format!("Version {v} is not a policy language version (2012-10-17)"));
+                return Err(format!(
+                    "Version {} is not a policy language version (2012-10-17)",
+                    echo(&v.to_string())
+                ));
             }
         }
         let statements: Vec<&Value> = match obj.get("Statement") {
@@ -245,7 +255,7 @@ fn parse_statement(v: &Value, kind: Kind) -> Result<Statement, String> {
                             Resource, or split the principal"
                     .into())
             }
-            other => return Err(format!("unknown element `{other}`")),
+            other => return Err(format!("unknown element `{}`", echo(other))),
         }
     }
     let sid = match obj.get("Sid") {
@@ -256,7 +266,7 @@ fn parse_statement(v: &Value, kind: Kind) -> Result<Statement, String> {
     let effect = match obj.get("Effect").and_then(Value::as_str) {
         Some("Allow") => Effect::Allow,
         Some("Deny") => Effect::Deny,
-        Some(other) => return Err(format!("Effect {other:?} is neither Allow nor Deny")),
+        Some(other) => return Err(format!("Effect {:?} is neither Allow nor Deny", echo(other))),
         None => return Err("Effect (Allow or Deny) is missing".into()),
     };
     let action = either(obj, "Action", "NotAction")?.ok_or("Action or NotAction is missing")?;
@@ -264,7 +274,7 @@ fn parse_statement(v: &Value, kind: Kind) -> Result<Statement, String> {
         Patterns::In(ps) | Patterns::NotIn(ps) => ps,
     } {
         if p != "*" && !p.contains(':') {
-            return Err(format!("action {p:?} has no service prefix (e.g. kinesis:PutRecord)"));
+            return Err(format!("action {:?} has no service prefix (e.g. kinesis:PutRecord)", echo(p)));
         }
     }
     let resource = match either(obj, "Resource", "NotResource")? {
@@ -322,7 +332,7 @@ fn parse_principal(v: &Value, negated: bool) -> Result<Principals, String> {
             let mut list = Vec::new();
             for (k, v) in m {
                 if k != "AWS" {
-                    return Err(format!("Principal type {k:?} is not supported (only \"AWS\")"));
+                    return Err(format!("Principal type {:?} is not supported (only \"AWS\")", echo(k)));
                 }
                 list.extend(strings(v, "Principal.AWS")?);
             }

@@ -11,6 +11,8 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::error::echo;
+
 type HmacSha256 = Hmac<Sha256>;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -125,7 +127,7 @@ impl Presented {
         let Some(date) = parse_amz_date(&self.amz_date) else {
             return Err(Refusal::Incomplete(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
-                self.amz_date
+                echo(&self.amz_date)
             )));
         };
         match self.expires_seconds {
@@ -167,32 +169,34 @@ impl Presented {
         if self.algorithm != ALGORITHM {
             return Err(Refusal::Incomplete(format!(
                 "Unsupported AWS 'algorithm': '{}' (only {ALGORITHM} for now). ",
-                self.algorithm
+                echo(&self.algorithm)
             )));
         }
         let parts: Vec<&str> = self.credential.trim_end_matches('/').split('/').collect();
         let [access_key_id, cdate, cregion, cservice, terminator] = parts[..] else {
             return Err(Refusal::Incomplete(format!(
                 "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
-                self.credential
+                echo(&self.credential)
             )));
         };
         let mut msg = Vec::new();
         if cregion != region {
-            msg.push(format!("Credential should be scoped to a valid region, not '{cregion}'. "));
+            msg.push(format!("Credential should be scoped to a valid region, not '{}'. ", echo(cregion)));
         }
         if cservice != service {
             msg.push(format!("Credential should be scoped to correct service: '{service}'. "));
         }
         if terminator != TERMINATOR {
             msg.push(format!(
-                "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'. "
+                "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{}'. ",
+                echo(terminator)
             ));
         }
         let day = &self.amz_date[..8];
         if cdate != day {
             msg.push(format!(
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{cdate}' != '{day}', from '{}'.",
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{day}', from '{}'.",
+                echo(cdate),
                 self.amz_date
             ));
         }
