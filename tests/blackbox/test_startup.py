@@ -83,3 +83,13 @@ def test_missing_credentials_file_names_the_flag(tmp_path):
 def test_zero_connections_per_ip_is_refused():
     r = run_serve("--ephemeral", "--max-connections-per-ip", "0")
     assert r.returncode != 0 and "--max-connections-per-ip 0" in r.stderr
+
+
+def test_malformed_credentials_file_names_the_flag_once(tmp_path):
+    bad = tmp_path / "credentials.toml"
+    bad.write_text("[[principal]\nnot toml")
+    r = run_serve("--ephemeral", "--credentials", str(bad))
+    assert r.returncode != 0
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("Error:"))
+    assert line.startswith(f"Error: --credentials {bad}: "), line
+    assert line.count(str(bad)) == 1, line

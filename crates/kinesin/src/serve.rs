@@ -253,8 +253,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     }
 
     if let Some(path) = &args.credentials {
-        let credentials = kinesin_server::auth::Credentials::load(path)
-            .map_err(|e| anyhow::anyhow!("--credentials {}: {e}", path.display()))?;
+        let credentials = kinesin_server::auth::Credentials::load(path).map_err(|e| {
+            // Name the flag; the loader's own messages start with the path, said once here.
+            let shown = path.display().to_string();
+            let e = match e.strip_prefix(&format!("cannot read {shown}: ")) {
+                Some(why) => format!("cannot read the file: {why}"),
+                None => e.strip_prefix(&format!("{shown}: ")).map(str::to_string).unwrap_or(e),
+            };
+            anyhow::anyhow!("--credentials {shown}: {e}")
+        })?;
         tracing::info!("signatures verified against {} principals of {}", credentials.len(), path.display());
         if kinesin_server::auth::install(credentials).is_err() {
             bail!("credentials were installed already");
