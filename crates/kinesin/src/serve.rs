@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// [default: none, any well-formed signature is accepted].
     #[arg(long, env = "KINESIN_CREDENTIALS")]
     credentials: Option<PathBuf>,
+    /// Web page origins whose browser may call the API (CORS): `*`, `loopback` (pages served from
+    /// this machine), or a comma-separated list such as `http://localhost:3000` [default: `*` with
+    /// --credentials, as AWS; `loopback` without, since then any signature is accepted].
+    #[arg(long, env = "KINESIN_CORS_ORIGINS")]
+    cors_origins: Option<String>,
     /// Connections served at once; more wait in the accept queue [default: 4096].
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -150,7 +155,7 @@ impl ServeArgs {
             log_level,
             log_format
         );
-        fill!(tls_listen, tls_cert, tls_key, credentials);
+        fill!(tls_listen, tls_cert, tls_key, credentials, cors_origins);
         fill!(
             max_connections,
             max_connections_per_ip,
@@ -265,6 +270,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("signatures verified against {} principals of {}", credentials.len(), path.display());
         if kinesin_server::auth::install(credentials).is_err() {
             bail!("credentials were installed already");
+        }
+    }
+
+    if let Some(origins) = &args.cors_origins {
+        let origins = kinesin_server::cors::Origins::parse(origins).map_err(anyhow::Error::msg)?;
+        if kinesin_server::cors::install(origins).is_err() {
+            bail!("CORS origins were installed already");
         }
     }
 

@@ -439,7 +439,7 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: Socket
         }
         return resp;
     }
-    let from_page = cors::has_origin(&req);
+    let cors_origin = cors::answer_origin(&req);
     tracing::debug!(
         version = ?req.version(),
         target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -448,8 +448,8 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: Socket
     );
     let mut resp = answer(service, req, peer, &request_id).await;
     let h = resp.headers_mut();
-    if from_page {
-        cors::decorate(h);
+    if let Some(origin) = cors_origin {
+        cors::decorate(h, origin);
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-RequestId", v);
