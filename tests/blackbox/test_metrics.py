@@ -73,7 +73,7 @@ def test_health_endpoints(server, raw):
     # Other paths and methods still get the API's AWS-style answers.
     status, _, body = http_get(server.endpoint + "/")
     assert status == 403 and "AccessDeniedException" in body
-    status, _, body = http_get(server.endpoint + "/health")
+    status, _, body = http_get(server.endpoint + "/health/other")
     assert status == 403 and "AccessDeniedException" in body
     r = raw.request("Kinesis_20131202.ListStreams", path="/metrics")
     assert r.status == 200, r

@@ -85,9 +85,19 @@ pub struct ServeArgs {
     /// [default: none, any well-formed signature is accepted].
     #[arg(long, env = "KINESIN_CREDENTIALS")]
     credentials: Option<PathBuf>,
+    /// Web page origins whose browser may call the API (CORS): `*`, `loopback` (pages served from
+    /// this machine), or a comma-separated list such as `http://localhost:3000` [default: `*` with
+    /// --credentials, as AWS; `loopback` without, since then any signature is accepted].
+    #[arg(long, env = "KINESIN_CORS_ORIGINS")]
+    cors_origins: Option<String>,
     /// Connections served at once; more wait in the accept queue [default: 4096].
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Connections one client address (an IPv6 /64) may hold at once; more are answered 503 and
+    /// closed, so a flood from one address cannot take every slot [default: a quarter of
+    /// --max-connections, at least 64].
+    #[arg(long, env = "KINESIN_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Seconds a client has to send a request's headers (HTTP/1.1; also the longest wait for the
     /// next request on a keep-alive connection) before the connection is closed [default: 30].
     #[arg(long, env = "KINESIN_HEADER_READ_TIMEOUT_SECS")]
@@ -160,8 +170,14 @@ impl ServeArgs {
             log_level,
             log_format
         );
-        fill!(tls_listen, tls_cert, tls_key, credentials);
-        fill!(max_connections, header_read_timeout_secs, idle_timeout_secs, body_read_timeout_secs);
+        fill!(tls_listen, tls_cert, tls_key, credentials, cors_origins);
+        fill!(
+            max_connections,
+            max_connections_per_ip,
+            header_read_timeout_secs,
+            idle_timeout_secs,
+            body_read_timeout_secs
+        );
         fill!(audit_log, audit_max_bytes, audit_keep, audit_data_plane);
         fill!(audit_noise_log, audit_caller_bytes_per_sec, audit_caller_burst_bytes);
         fill!(kms_keyring, kms_keys);
@@ -258,10 +274,25 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     }
 
     if let Some(path) = &args.credentials {
-        let credentials = kinesin_server::auth::Credentials::load(path).map_err(anyhow::Error::msg)?;
+        let credentials = kinesin_server::auth::Credentials::load(path).map_err(|e| {
+            // Name the flag; the loader's own messages start with the path, said once here.
+            let shown = path.display().to_string();
+            let e = match e.strip_prefix(&format!("cannot read {shown}: ")) {
+                Some(why) => format!("cannot read the file: {why}"),
+                None => e.strip_prefix(&format!("{shown}: ")).map(str::to_string).unwrap_or(e),
+            };
+            anyhow::anyhow!("--credentials {shown}: {e}")
+        })?;
         tracing::info!("signatures verified against {} principals of {}", credentials.len(), path.display());
         if kinesin_server::auth::install(credentials).is_err() {
             bail!("credentials were installed already");
+        }
+    }
+
+    if let Some(origins) = &args.cors_origins {
+        let origins = kinesin_server::cors::Origins::parse(origins).map_err(anyhow::Error::msg)?;
+        if kinesin_server::cors::install(origins).is_err() {
+            bail!("CORS origins were installed already");
         }
     }
 
@@ -307,6 +338,11 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
     }
 
+    // An unusable data directory is a configuration error: say so, naming the flag, before
+    // anything (the KMS keyring below) tries to write into it.
+    if temp.is_none() {
+        check_data_dir(&data_dir, args.data_dir.is_some())?;
+    }
     // A bad keyring is a configuration error like a bad flag: refuse it before listening (the
     // data itself is recovered after binding).
     kinesin_service::kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)
@@ -317,13 +353,14 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let api = base_url("http", listener.local_addr()?);
         tracing::info!(
-            listen = %format!("http://{}", listener.local_addr()?),
+            listen = %api,
+            console = %format!("{api}/console/"),
             data_dir = %data_dir.display(),
             durability = %durability_text,
             ephemeral,
-            "kinesin listening on http://{}, data in {} ({}{})",
-            listener.local_addr()?,
+            "kinesin listening on {api} (console {api}/console/), data in {} ({}{})",
             data_dir.display(),
             if ephemeral { "ephemeral, " } else { "" },
             durability_text,
@@ -342,10 +379,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     }
                     kinesin_server::tls::CertSource::Reused { .. } => "self-signed certificate",
                 };
+                let api = base_url("https", listener.local_addr()?);
                 tracing::info!(
-                    listen = %format!("https://{}", listener.local_addr()?),
-                    "kinesin listening on https://{}, {what} {}",
-                    listener.local_addr()?,
+                    listen = %api,
+                    "kinesin listening on {api} (console {api}/console/), {what} {}",
                     source.cert_path().display()
                 );
                 Some(kinesin_server::TlsListener { listener, config })
@@ -396,6 +433,49 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     result
 }
 
+/// The URL a user opens for a listening address: a wildcard address (all interfaces) is shown
+/// as the loopback one, which works from the same machine.
+fn base_url(scheme: &str, addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("{scheme}://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// Creates the data directory if needed and checks that kinesin can write in it, so that a bad
+/// `--data-dir` is reported as such instead of by the first component that writes there.
+fn check_data_dir(dir: &std::path::Path, from_flag: bool) -> Result<()> {
+    let named = if from_flag {
+        format!("--data-dir {}", dir.display())
+    } else {
+        format!("the data directory {} (the default; choose another with --data-dir)", dir.display())
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        bail!("{named}: cannot create the directory: {e}");
+    }
+    if !dir.is_dir() {
+        bail!("{named}: not a directory");
+    }
+    let probe = dir.join(format!(".kinesin-write-check-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"ok").and_then(|_| f.sync_all()));
+    let _ = std::fs::remove_file(&probe);
+    if let Err(e) = written {
+        bail!("{named}: kinesin cannot write in it: {e}; give a directory the server's user can write");
+    }
+    Ok(())
+}
+
 fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
     let mut limits = kinesin_server::ServerLimits::default();
     if let Some(n) = args.max_connections {
@@ -403,6 +483,12 @@ fn server_limits(args: &ServeArgs) -> Result<kinesin_server::ServerLimits> {
             bail!("--max-connections 0 would serve nobody; give at least 1");
         }
         limits.connections_max = n;
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        if n == 0 {
+            bail!("--max-connections-per-ip 0 would serve nobody; give at least 1");
+        }
+        limits.connections_per_ip_max = Some(n);
     }
     if let Some(s) = args.header_read_timeout_secs {
         if s == 0 {

@@ -35,6 +35,7 @@ pub mod auth;
 mod authz;
 pub mod conn;
 pub mod console;
+pub mod cors;
 pub mod obs;
 pub mod tls;
 
@@ -47,6 +48,14 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Connections served at once by default (`--max-connections`); more wait in the kernel's accept
 /// queue until one closes.
 pub const CONNECTIONS_MAX: usize = 4096;
+/// At least this many connections per client address by default, so one SDK's pool (the Java
+/// SDK's holds up to 50) always fits even under a small `--max-connections`.
+pub const CONNECTIONS_PER_IP_FLOOR: usize = 64;
+/// How long a connection refused for `--max-connections-per-ip` is kept open after its 503 is
+/// written, so the client reads the answer instead of a reset; and how many such connections may
+/// linger at once (beyond that, refused connections are closed at once).
+pub const REFUSED_LINGER: Duration = Duration::from_millis(500);
+pub const REFUSED_LINGERING_MAX: usize = 64;
 /// Request bodies held in memory at once, over all connections (KiB granularity): a request
 /// reserves its Content-Length (or `REQUEST_BODY_BYTES_MAX` when it has none) before reading its
 /// body and keeps it until answered, so many concurrent large requests wait instead of exhausting
@@ -116,6 +125,9 @@ pub struct TlsListener {
 #[derive(Clone, Debug)]
 pub struct ServerLimits {
     pub connections_max: usize,
+    /// Connections one client address may hold at once (`--max-connections-per-ip`); `None`:
+    /// [`ServerLimits::connections_per_ip`]'s default.
+    pub connections_per_ip_max: Option<usize>,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -125,10 +137,25 @@ impl Default for ServerLimits {
     fn default() -> ServerLimits {
         ServerLimits {
             connections_max: CONNECTIONS_MAX,
+            connections_per_ip_max: None,
             header_read_timeout: HEADER_READ_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             body_read_timeout: BODY_READ_TIMEOUT,
         }
+    }
+}
+
+impl ServerLimits {
+    /// Connections one client address may hold at once. By default a quarter of
+    /// `connections_max` (1,024 of 4,096), so a flood from one address (or a few) leaves most slots
+    /// to everyone else, yet at least [`CONNECTIONS_PER_IP_FLOOR`]: many clients share one
+    /// address behind NAT, a proxy or Docker's port publishing, and each SDK pools up to ~50.
+    pub fn connections_per_ip(&self) -> usize {
+        self.connections_per_ip_max
+            .unwrap_or_else(|| {
+                (self.connections_max / 4).max(CONNECTIONS_PER_IP_FLOOR.min(self.connections_max))
+            })
+            .max(1)
     }
 }
 
@@ -195,6 +222,8 @@ pub async fn serve_slot(
     let builder = Arc::new(builder(&limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+    let per_client = conn::PerClient::new(limits.connections_per_ip());
+    let lingering = Arc::new(Semaphore::new(REFUSED_LINGERING_MAX));
     let idle_timeout = limits.idle_timeout;
     let (tls_listener, acceptor) = match tls {
         Some(t) => (Some(t.listener), Some(tokio_rustls::TlsAcceptor::from(t.config))),
@@ -219,6 +248,11 @@ pub async fn serve_slot(
                 continue;
             }
         };
+        let Some(client_slot) = per_client.try_acquire(peer.ip()) else {
+            // The global permit goes back at once: one address cannot hold every slot.
+            refuse(stream, peer, secure, per_client.max(), &lingering);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let activity = conn::Activity::new();
         let stream = conn::Tracked::new(stream, activity.clone());
@@ -238,12 +272,7 @@ pub async fn serve_slot(
                     None => slot.wait().await,
                 };
                 let resp = handle(&svc, req, peer).await;
-                Ok::<_, Infallible>(resp.map(|b| {
-                    BodyExt::boxed(b.map_frame(move |f| {
-                        let _ = &guard;
-                        f
-                    }))
-                }))
+                Ok::<_, Infallible>(resp.map(|b| BodyExt::boxed(conn::HeldBody::new(b, guard))))
             }
         });
         match (&acceptor, secure) {
@@ -272,6 +301,7 @@ pub async fn serve_slot(
                         _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
                     drop(counted);
+                    drop(client_slot);
                     drop(permit);
                 });
             }
@@ -286,6 +316,7 @@ pub async fn serve_slot(
                         _ = activity.idle(idle_timeout) => tracing::debug!(%peer, "idle connection closed"),
                     }
                     drop(counted);
+                    drop(client_slot);
                     drop(permit);
                 });
             }
@@ -296,6 +327,95 @@ pub async fn serve_slot(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
+    }
+}
+
+/// Turns away a connection over `--max-connections-per-ip`. On the cleartext listener it gets a
+/// 503 `ServiceUnavailableException` saying why (SDKs retry 503 with backoff) before it is
+/// closed; a TLS connection is closed at once (answering would need a handshake first).
+fn refuse(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    secure: bool,
+    per_ip_max: usize,
+    lingering: &Arc<Semaphore>,
+) {
+    obs::connection_refused();
+    log_refusal(peer, per_ip_max);
+    if secure {
+        return;
+    }
+    let message = format!(
+        "Too many connections from {}: kinesin serves at most {per_ip_max} at once from one client \
+         address (--max-connections-per-ip). Reuse connections or close idle ones, then retry.",
+        peer.ip()
+    );
+    let body = ApiError::new(ErrorKind::ServiceUnavailable, message).to_json();
+    let mut answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {JSON_1_1}\r\n\
+         x-amzn-ErrorType: ServiceUnavailableException\r\nx-amzn-RequestId: {}\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        uuid::Uuid::new_v4(),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    // A new connection's send buffer is empty: the answer goes out without waiting.
+    if !matches!(stream.try_write(&answer), Ok(n) if n == answer.len()) {
+        return;
+    }
+    // Closing with unread bytes would reset the connection, and the client could lose the 503:
+    // read what the client sent (its request), and what it sends meanwhile for a short while
+    // when few refused connections linger already.
+    drain_ready(&stream);
+    let Ok(linger) = lingering.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = tokio::time::timeout(REFUSED_LINGER, async {
+            stream.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).await? > 0 {}
+            std::io::Result::Ok(())
+        })
+        .await;
+        drop(linger);
+    });
+}
+
+/// Reads and drops what has arrived on `stream` already (up to 64 KiB), without waiting.
+fn drain_ready(stream: &tokio::net::TcpStream) {
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.try_read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
+/// One warning per second at most while connections are refused, with the count since the last.
+fn log_refusal(peer: SocketAddr, per_ip_max: usize) {
+    static LAST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    use std::sync::atomic::Ordering::Relaxed;
+    let since = SINCE.fetch_add(1, Relaxed) + 1;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let last = LAST_MS.load(Relaxed);
+    if now_ms.saturating_sub(last) >= 1000 && LAST_MS.compare_exchange(last, now_ms, Relaxed, Relaxed).is_ok()
+    {
+        SINCE.store(0, Relaxed);
+        tracing::warn!(
+            client = %peer.ip(),
+            refused = since,
+            "refused {since} connection(s) over --max-connections-per-ip {per_ip_max} (latest from {})",
+            peer.ip()
+        );
     }
 }
 
@@ -312,6 +432,14 @@ async fn accept_optional(
 /// The answer to one request.
 pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
+    if let Some(mut resp) = cors::preflight(&req) {
+        // AWS sends a request id with a preflight answer, but no x-amz-id-2.
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amzn-RequestId", v);
+        }
+        return resp;
+    }
+    let cors_origin = cors::answer_origin(&req);
     tracing::debug!(
         version = ?req.version(),
         target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -320,6 +448,9 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: Socket
     );
     let mut resp = answer(service, req, peer, &request_id).await;
     let h = resp.headers_mut();
+    if let Some(origin) = cors_origin {
+        cors::decorate(h, origin);
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-RequestId", v);
     }
@@ -490,15 +621,22 @@ async fn answer(
         JSON_1_1 => Protocol::Json(JSON_1_1),
         JSON_PLAIN => Protocol::Json(JSON_PLAIN),
         CBOR_1_1 => Protocol::Cbor,
-        _ => {
-            if target.is_empty() || op.is_empty() {
-                return xml_error(
-                    StatusCode::FORBIDDEN,
-                    "AccessDeniedException",
-                    Some("Unable to determine service/operation name to be authorized"),
-                );
-            }
-            return xml_error(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+        // A POST kinesin cannot decode: 400 in the JSON protocol, as AWS answers an empty POST
+        // (SerializationException when the target names a real operation), rather than the XML
+        // 403/404 AWS's older front end gave. The message says what a request needs.
+        other => {
+            let what = if other.is_empty() { "no Content-Type" } else { "an unsupported Content-Type" };
+            let (kind, detail) = if body.is_empty() && op_known {
+                (ErrorKind::Serialization, "and no body")
+            } else {
+                (ErrorKind::UnknownOperation, "")
+            };
+            let sep = if detail.is_empty() { "" } else { " " };
+            let message = format!(
+                "The request has {what}{sep}{detail}: send Content-Type: {JSON_1_1} (or {CBOR_1_1}) with \
+                 X-Amz-Target: {TARGET_PREFIX}.<Operation> and the operation's input as the body."
+            );
+            return Protocol::Json(JSON_1_1).error(&ApiError::new(kind, message));
         }
     };
     if body.is_empty() {

@@ -1,7 +1,8 @@
 //! Operational endpoints beside the API, on the same port: `GET /metrics` (Prometheus text
-//! format 0.0.4), `GET /health/live` and `GET /health/ready`. They answer only GET (and HEAD)
-//! on exactly these paths; everything else goes to the API, which answers AWS-style errors as
-//! before (a GET elsewhere is `AccessDeniedException`).
+//! format 0.0.4), `GET /health/live`, `GET /health/ready` and `GET /health` (both in one JSON
+//! object); and `GET /` from a browser (`Accept: text/html`) redirects to the console. They
+//! answer only GET (and HEAD) on exactly these paths; everything else goes to the API, which
+//! answers AWS-style errors as before (a GET elsewhere is `AccessDeniedException`).
 //!
 //! The listener is bound before the data is recovered: during recovery `/health/live` answers
 //! 200, `/health/ready` and `/metrics` 503, and API requests wait until the service is ready
@@ -23,11 +24,18 @@ use crate::Body;
 pub const PATH_METRICS: &str = "/metrics";
 pub const PATH_LIVE: &str = "/health/live";
 pub const PATH_READY: &str = "/health/ready";
+pub const PATH_HEALTH: &str = "/health";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// HTTP connections open now and accepted since start (both listeners).
 static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
 static CONNECTIONS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// Connections turned away for `--max-connections-per-ip`.
+static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn connection_refused() {
+    CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Counts one connection while it lives.
 pub(crate) struct ConnectionGuard(());
@@ -109,6 +117,19 @@ pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<
     let plain = "text/plain; charset=utf-8";
     match req.uri().path() {
         PATH_LIVE => Some(text(StatusCode::OK, plain, "live\n".into(), head)),
+        PATH_HEALTH => {
+            let ready = slot.get().is_some();
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let body = serde_json::json!({ "live": true, "ready": ready }).to_string() + "\n";
+            Some(text(status, "application/json", body, head))
+        }
+        // A browser opening the server's address lands on the console; SDKs and scripts that
+        // GET / (they do not ask for HTML) still get AWS's answer.
+        "/" if wants_html(req) => {
+            let mut r = text(StatusCode::FOUND, plain, format!("See {}/\n", crate::console::PATH), head);
+            r.headers_mut().insert(hyper::header::LOCATION, HeaderValue::from_static("/console/"));
+            Some(r)
+        }
         PATH_READY => Some(match slot.get() {
             Some(_) => text(StatusCode::OK, plain, "ready\n".into(), head),
             None => text(StatusCode::SERVICE_UNAVAILABLE, plain, "recovering\n".into(), head),
@@ -122,6 +143,16 @@ pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<
         }),
         _ => None,
     }
+}
+
+/// Whether the request's `Accept` asks for an HTML page (browsers' navigations do).
+fn wants_html<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")))
 }
 
 /// The whole `/metrics` page: the service's metrics, then the front end's.
@@ -142,6 +173,49 @@ pub fn render(service: &Service) -> String {
         "kinesin_http_connections_accepted_total {}",
         CONNECTIONS_ACCEPTED.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP kinesin_http_connections_refused_total HTTP connections turned away because their client address held --max-connections-per-ip already."
+    );
+    let _ = writeln!(out, "# TYPE kinesin_http_connections_refused_total counter");
+    let _ = writeln!(
+        out,
+        "kinesin_http_connections_refused_total {}",
+        CONNECTIONS_REFUSED.load(Ordering::Relaxed)
+    );
     crate::audit::render_metrics(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, accept: Option<&str>) -> Option<Response<Body>> {
+        let mut b = Request::builder().method(Method::GET).uri(path);
+        if let Some(a) = accept {
+            b = b.header("accept", a);
+        }
+        route(&ServiceSlot::new(), &b.body(()).unwrap())
+    }
+
+    #[test]
+    fn health_is_503_while_recovering() {
+        let r = get(PATH_HEALTH, None).unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(get(PATH_LIVE, None).unwrap().status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn root_redirects_browsers_only() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        let r = get("/", Some(browser)).unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[hyper::header::LOCATION], "/console/");
+        assert!(get("/", None).is_none());
+        assert!(get("/", Some("*/*")).is_none());
+        assert!(get("/", Some("application/json")).is_none());
+        assert!(get("/other", Some(browser)).is_none());
+    }
 }
