@@ -142,5 +142,7 @@ pub fn render(service: &Service) -> String {
         "kinesin_http_connections_accepted_total {}",
         CONNECTIONS_ACCEPTED.load(Ordering::Relaxed)
     );
+    crate::opmetrics::render(&mut out);
+    crate::process::render(&mut out);
     out
 }
