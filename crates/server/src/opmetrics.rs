@@ -226,4 +226,25 @@ mod tests {
         }
         assert!(RequestTimer::start(&HeaderMap::new()).is_none());
     }
+
+    /// The hook's cost per request, for docs/metrics.md:
+    /// `cargo test --release -p kinesin-server --lib hook_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn hook_cost() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-target", "Kinesis_20131202.PutRecords".parse().unwrap());
+        let ok = Response::new(());
+        let mut err = Response::new(());
+        *err.status_mut() = hyper::StatusCode::BAD_REQUEST;
+        err.headers_mut().insert("x-amzn-ErrorType", "ValidationException".parse().unwrap());
+        for (what, resp) in [("success", &ok), ("error", &err)] {
+            let n = 2_000_000;
+            let start = Instant::now();
+            for _ in 0..n {
+                RequestTimer::start(std::hint::black_box(&h)).unwrap().finish(std::hint::black_box(resp));
+            }
+            println!("{what}: {:.1} ns per request", start.elapsed().as_nanos() as f64 / n as f64);
+        }
+    }
 }

@@ -82,6 +82,7 @@ pub fn read() -> Option<ProcessStats> {
     let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
     let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
         && limit.rlim_cur != libc::RLIM_INFINITY
     {
