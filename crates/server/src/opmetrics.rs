@@ -165,7 +165,7 @@ pub fn render(out: &mut String) {
         let _ = writeln!(
             out,
             "kinesin_request_duration_seconds_sum{{operation=\"{name}\"}} {}",
-            h.sum_ms / 1000.0
+            (h.sum_ms * 1000.0).round() / 1e6
         );
         let _ = writeln!(out, "kinesin_request_duration_seconds_count{{operation=\"{name}\"}} {}", h.count);
     }
