@@ -15,6 +15,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
 from kutil import kinesin_bin, unique_name, wait_status
 from test_metrics import scrape, series, value
 
@@ -114,6 +119,36 @@ def test_throttled_calls_are_counted_as_errors(server_factory):
     assert errors_of(m, "GetRecords", "ProvisionedThroughputExceededException") == throttled
     assert latency_count(m, "GetRecords") == calls
     assert value(m, "kinesis_read_provisioned_throughput_exceeded_total", stream_name=name) == throttled
+
+
+def test_authentication_and_authorization_refusals_are_counted(server_factory, tmp_path):
+    creds = tmp_path / "credentials.toml"
+    creds.write_text(
+        '[[principal]]\narn = "arn:aws:iam::000000000000:user/admin"\n'
+        'access_key_id = "AKIDADMIN"\nsecret_access_key = "admin-secret"\n\n'
+        '[[principal]]\narn = "arn:aws:iam::000000000000:user/outsider"\n'
+        'access_key_id = "AKIDOUTSIDER"\nsecret_access_key = "outsider-secret"\npolicies = []\n'
+    )
+    srv = server_factory(ephemeral=True, args=["--credentials", str(creds)])
+
+    def client(key, secret):
+        return boto3.session.Session().client(
+            "kinesis", endpoint_url=srv.endpoint, region_name="us-east-1", aws_access_key_id=key,
+            aws_secret_access_key=secret, config=Config(retries={"total_max_attempts": 1}))
+
+    client("AKIDADMIN", "admin-secret").list_streams()
+    for key, secret, code in [("AKIDOUTSIDER", "outsider-secret", "AccessDeniedException"),
+                              ("AKIDNOBODY", "x", "UnrecognizedClientException"),
+                              ("AKIDADMIN", "wrong-secret", "InvalidSignatureException")]:
+        with pytest.raises(ClientError) as e:
+            client(key, secret).list_streams()
+        assert e.value.response["Error"]["Code"] == code
+    m = scrape(srv.endpoint)
+    assert requests_of(m, "ListStreams") == 4
+    assert series(m, "kinesin_request_errors_total", operation="ListStreams") == {
+        (("error_code", code), ("operation", "ListStreams")): 1.0
+        for code in ("AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException")
+    }
 
 
 def proc_status_kib(pid, field):
