@@ -37,6 +37,8 @@ pub mod conn;
 pub mod console;
 pub mod cors;
 pub mod obs;
+pub mod opmetrics;
+pub mod process;
 pub mod tls;
 
 /// Largest request body. The largest valid request is a PutRecords of 10 MiB of data (or a
@@ -446,7 +448,11 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: Socket
         content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(""),
         "request"
     );
+    let timer = opmetrics::RequestTimer::start(req.headers());
     let mut resp = answer(service, req, peer, &request_id).await;
+    if let Some(timer) = timer {
+        timer.finish(&resp);
+    }
     let h = resp.headers_mut();
     if let Some(origin) = cors_origin {
         cors::decorate(h, origin);

@@ -184,6 +184,8 @@ pub fn render(service: &Service) -> String {
         CONNECTIONS_REFUSED.load(Ordering::Relaxed)
     );
     crate::audit::render_metrics(&mut out);
+    crate::opmetrics::render(&mut out);
+    crate::process::render(&mut out);
     out
 }
 

@@ -149,6 +149,75 @@ impl ErrorKind {
             _ => 400,
         }
     }
+
+    /// Every kind, e.g. for per-error-code metrics (`all_kinds_are_listed` keeps it complete).
+    pub const ALL: [ErrorKind; 24] = {
+        use ErrorKind::*;
+        [
+            AccessDenied,
+            ExpiredIterator,
+            ExpiredNextToken,
+            InternalFailure,
+            InvalidArgument,
+            KmsAccessDenied,
+            KmsDisabled,
+            KmsInvalidState,
+            KmsNotFound,
+            KmsOptInRequired,
+            KmsThrottling,
+            LimitExceeded,
+            ProvisionedThroughputExceeded,
+            ResourceInUse,
+            ResourceNotFound,
+            Validation,
+            DryRunOperation,
+            UnknownOperation,
+            Serialization,
+            MissingAuthenticationToken,
+            IncompleteSignature,
+            InvalidSignature,
+            UnrecognizedClient,
+            ServiceUnavailable,
+        ]
+    };
+}
+
+/// Adding a kind breaks this match until [`ErrorKind::ALL`] lists it too.
+#[cfg(test)]
+#[test]
+fn all_kinds_are_listed() {
+    use ErrorKind::*;
+    let position = |k: ErrorKind| ErrorKind::ALL.iter().position(|x| *x == k);
+    for k in ErrorKind::ALL {
+        match k {
+            AccessDenied
+            | ExpiredIterator
+            | ExpiredNextToken
+            | InternalFailure
+            | InvalidArgument
+            | KmsAccessDenied
+            | KmsDisabled
+            | KmsInvalidState
+            | KmsNotFound
+            | KmsOptInRequired
+            | KmsThrottling
+            | LimitExceeded
+            | ProvisionedThroughputExceeded
+            | ResourceInUse
+            | ResourceNotFound
+            | Validation
+            | DryRunOperation
+            | UnknownOperation
+            | Serialization
+            | MissingAuthenticationToken
+            | IncompleteSignature
+            | InvalidSignature
+            | UnrecognizedClient
+            | ServiceUnavailable => assert!(position(k).is_some()),
+        }
+    }
+    let names: std::collections::HashSet<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(names.len(), ErrorKind::ALL.len(), "no kind listed twice");
 }
 
 impl fmt::Display for ErrorKind {
