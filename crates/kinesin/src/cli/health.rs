@@ -89,11 +89,11 @@ fn check(url: &str, timeout: Duration) -> Result<(u16, String)> {
     let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_read_timeout(Some(left))?;
     stream.set_write_timeout(Some(left))?;
-    write!(
-        stream,
+    // One write: a server may answer and close as soon as it has the request line.
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: kinesin-health\r\nConnection: close\r\n\r\n"
-    )
-    .with_context(|| format!("{url}: sending the request"))?;
+    );
+    stream.write_all(request.as_bytes()).with_context(|| format!("{url}: sending the request"))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") {
@@ -140,8 +140,14 @@ mod tests {
         let t = std::thread::spawn(move || {
             for answer in ["HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 503 Service Unavailable\r\n\r\nrecovering"] {
                 let (mut s, _) = l.accept().unwrap();
+                let mut req = Vec::new();
                 let mut b = [0u8; 1024];
-                let _ = s.read(&mut b).unwrap();
+                while !req.ends_with(b"\r\n\r\n") {
+                    let n = s.read(&mut b).unwrap();
+                    assert!(n > 0, "request cut short: {req:?}");
+                    req.extend_from_slice(&b[..n]);
+                }
+                assert!(req.starts_with(b"GET /health/ready HTTP/1.1\r\n"), "{req:?}");
                 s.write_all(answer.as_bytes()).unwrap();
             }
         });

@@ -210,16 +210,22 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             crate::outln!("merged {shard_id} and {adjacent_shard_id} of {name}");
         }
         StreamCommand::Scale { name, shards } => {
-            let out = match client
+            let call = client
                 .update_shard_count()
                 .stream_name(&name)
                 .target_shard_count(shards)
-                .scaling_type(ScalingType::UniformScaling)
-                .send()
-                .await
-            {
+                .scaling_type(ScalingType::UniformScaling);
+            // First without the SDK's retries, which take LimitExceededException for throttling:
+            // a permanent rule would be sent three more times (~2 s) to fail the same way.
+            let no_retries = aws_sdk_kinesis::config::Builder::default()
+                .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled());
+            let out = match call.clone().customize().config_override(no_retries).send().await {
                 Ok(out) => out,
-                Err(e) => return Err(scale_error(&client, ep, &name, shards, e).await),
+                Err(e) if is_permanent(&e) => return Err(scale_error(&client, ep, &name, shards, e).await),
+                Err(_) => match call.send().await {
+                    Ok(out) => out,
+                    Err(e) => return Err(scale_error(&client, ep, &name, shards, e).await),
+                },
             };
             wait_active(&client, ep, &name).await?;
             crate::outln!(
@@ -310,6 +316,20 @@ async fn scale_error<R: std::fmt::Debug>(
         );
     }
     aws_error("UpdateShardCount", ep, e)
+}
+
+/// Whether a failed call broke a rule that a retry cannot pass (see [`super::limit_kind`]).
+fn is_permanent<E: aws_sdk_kinesis::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_kinesis::error::SdkError<E, R>,
+) -> bool {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+    match e.code() {
+        Some("LimitExceededException") => {
+            super::limit_kind(e.message().unwrap_or("")) == super::Retry::Permanent
+        }
+        Some("InvalidArgumentException" | "ValidationException" | "ResourceNotFoundException") => true,
+        _ => false,
+    }
 }
 
 /// The open shard counts UpdateShardCount passes through from `current` to `target`, each at
