@@ -69,14 +69,25 @@ def podman():
     return runtime
 
 
+def _dangling():
+    return set(_podman("images", "-q", "--no-trunc", "--filter", "dangling=true").stdout.split())
+
+
 @pytest.fixture(scope="module")
 def image(podman):
+    before = _dangling()
     with tempfile.TemporaryDirectory(prefix="kinesin-image-") as ctx:
         shutil.copy2(kinesin_bin(), Path(ctx) / "kinesin")
         _podman("build", *podman, *ULIMITS, "--format", "docker", "-f", str(ROOT / "Dockerfile"),
                 "--build-arg", "KINESIN_BINARY_FROM=prebuilt", "--build-arg", f"RUNTIME_IMAGE={BASE}",
                 "-t", IMAGE, ctx, timeout=600)
-    return IMAGE
+    yield IMAGE
+    # The image and the stage images this build left (each holds a copy of the binary); the
+    # base image stays for the next run.
+    _podman("rmi", "-f", IMAGE, check=False)
+    left = _dangling() - before
+    if left:
+        _podman("rmi", "-f", *left, check=False)
 
 
 def test_image_settings(image):
