@@ -14,9 +14,11 @@ PORT=4620
 # perf's sampling rate: low enough that DWARF stacks for 2 cores stay a few hundred MB.
 PERF_HZ=499
 mkdir -p "$OUT"
+# The `profiling` profile: release code generation with debug info (the release profile has
+# none), so perf can name functions and unwind DWARF call graphs.
 if [ -z "${KINESIN_BIN:-}" ]; then
-    cargo build --release -p kinesin
-    KINESIN_BIN="$ROOT/target/release/kinesin"
+    cargo build --profile profiling -p kinesin
+    KINESIN_BIN="$ROOT/target/profiling/kinesin"
 fi
 
 "$KINESIN_BIN" serve --ephemeral --listen "127.0.0.1:$PORT" --create-stream-ms 0 --shard-limit 5000 \

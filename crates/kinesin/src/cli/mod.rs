@@ -6,11 +6,13 @@
 //! to dummy credentials and `us-east-1`, so `kinesin stream list` just works against a local
 //! server.
 
+pub mod health;
 pub mod put;
 pub mod stream;
 pub mod tail;
 
 use std::fmt::Display;
+use std::io::Write as _;
 
 use anyhow::Result;
 use aws_config::meta::credentials::CredentialsProviderChain;
@@ -128,17 +130,49 @@ where
         SdkError::ServiceError(_) => {
             let code = e.code().unwrap_or("UnknownError").to_string();
             let message = e.message().unwrap_or("").to_string();
-            anyhow::anyhow!("{what}: {code}: {message}\nhint: {}", hint(&code))
+            anyhow::anyhow!("{what}: {code}: {message}\nhint: {}", hint(&code, &message))
         }
         other => anyhow::anyhow!("{what}: {}", aws_sdk_kinesis::error::DisplayErrorContext(other)),
     }
 }
 
-fn hint(code: &str) -> &'static str {
+/// Whether an AWS error can pass when the same call is made again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// A rate, a busy stream: the same call can pass after a wait.
+    Transient,
+    /// A rule the call breaks (a quota, a bound, a 24-hour budget): retrying it now fails again.
+    Permanent,
+}
+
+/// LimitExceededException covers both call rates (transient) and rules and quotas (permanent);
+/// only the message tells them apart. AWS's wordings (and kinesin's, which copies them).
+pub fn limit_kind(message: &str) -> Retry {
+    let m = message.to_ascii_lowercase();
+    if m.contains("rate exceeded") || m.contains("too many requests") || m.contains("throttl") {
+        Retry::Transient
+    } else {
+        Retry::Permanent
+    }
+}
+
+fn hint(code: &str, message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
     match code {
         "ResourceNotFoundException" => "check the stream (and shard) name with `kinesin stream list` / `kinesin stream describe`, and that --endpoint-url and --region point where it lives",
         "ResourceInUseException" => "the stream is busy (CREATING, UPDATING or DELETING) or already exists; wait until `kinesin stream describe` shows ACTIVE and retry",
-        "LimitExceededException" => "a rate or account limit was hit; wait a moment and retry, or ask for fewer shards/calls",
+        "LimitExceededException" if limit_kind(message) == Retry::Transient => {
+            "too many calls in a short time: wait a second and retry"
+        }
+        "LimitExceededException" if m.contains("shard limit") => {
+            "the account's shard quota would be exceeded; retrying will fail the same way. Ask for fewer shards, delete streams you no longer need, or raise the quota (kinesin: `serve --shard-limit`; AWS: a Service Quotas increase)"
+        }
+        "LimitExceededException" if m.contains("24 hours") || m.contains("per day") || m.contains("rolling") => {
+            "a per-24-hour budget of this call is used up; retrying will fail until the time named above"
+        }
+        "LimitExceededException" => {
+            "the request breaks a limit rule; retrying the same request will fail the same way. Change the request (see the message above)"
+        }
         "ProvisionedThroughputExceededException" => "the shard's throughput limit was hit; slow down or add shards with `kinesin stream scale`",
         "InvalidArgumentException" | "ValidationException" => "check the arguments against the message above (`kinesin <command> --help`)",
         "UnrecognizedClientException" | "InvalidSignatureException" | "MissingAuthenticationTokenException" | "IncompleteSignatureException" | "ExpiredTokenException" | "AccessDeniedException" => {
@@ -152,6 +186,35 @@ fn hint(code: &str) -> &'static str {
 /// A short human rendering of an SDK timestamp (RFC 3339).
 pub fn timestamp(t: &aws_sdk_kinesis::primitives::DateTime) -> String {
     t.fmt(aws_sdk_kinesis::primitives::DateTimeFormat::DateTime).unwrap_or_else(|_| t.secs().to_string())
+}
+
+/// Whether `e` comes from writing to a closed stdout (EPIPE: `kinesin tail s | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes `bytes` to stdout and flushes. When stdout's reader is gone (`… | head`) the command has
+/// nothing more to do: it ends at once, quietly, with status 0. Other write errors are fatal.
+pub fn stdout_write(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        exit_with(format_args!("cannot write to stdout: {e}"), 1);
+    }
+}
+
+/// `println!` for the CLI's output: through [`stdout_write`], so a closed pipe ends quietly.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::cli::stdout_write(line.as_bytes());
+    }};
 }
 
 /// Prints `error: …` and exits with `code` (1: the call failed, 2: bad input).
@@ -172,5 +235,23 @@ mod tests {
         assert!(is_local("localhost"));
         assert!(!is_local("https://kinesis.us-east-1.amazonaws.com"));
         assert!(!is_local("http://10.0.0.5:4567"));
+    }
+
+    /// LimitExceededException is transient only for call rates; rules and quotas say so.
+    #[test]
+    fn limits_told_apart() {
+        let rate = "Rate exceeded for stream s under account 000000000000.";
+        assert_eq!(limit_kind(rate), Retry::Transient);
+        assert!(hint("LimitExceededException", rate).contains("retry"));
+        for permanent in [
+            "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: 1 Target shard count: 4",
+            "This request would exceed the shard limit for the account 000000000000 in us-east-1. Current shard count for the account: 500. Limit: 500.",
+            "Stream s under account 000000000000 has already been scaled 10 times in the last 24 hours, the limit of UpdateShardCount calls per rolling 24 hours. Retry after 2026-12-05T10:00:00Z.",
+        ] {
+            assert_eq!(limit_kind(permanent), Retry::Permanent, "{permanent}");
+            let h = hint("LimitExceededException", permanent);
+            assert!(h.contains("will fail"), "{h}");
+            assert!(!h.contains("wait a moment and retry"), "{h}");
+        }
     }
 }

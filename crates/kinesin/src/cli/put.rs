@@ -133,6 +133,9 @@ pub async fn run(args: PutArgs) -> Result<()> {
     let print_each = !args.quiet && !args.records.is_empty();
 
     let mut batch = Batch::default();
+    // Both the progress bar and the summary count data bytes: the records' payloads as stored
+    // (what `kinesin tail --format %S` prints), without line ends and partition keys.
+    let mut bar = ProgressBar::hidden();
     let mut line = 0u64;
     let mut entry = |data: Vec<u8>| -> Result<(PutRecordsRequestEntry, usize)> {
         line += 1;
@@ -145,7 +148,7 @@ pub async fn run(args: PutArgs) -> Result<()> {
         for r in &args.records {
             let (e, size) = entry(r.clone().into_bytes())?;
             if let Some(full) = batch.add(e, size) {
-                send(&client, ep, &args, full, &mut stats, print_each).await?;
+                send(&client, ep, &args, full, &mut stats, print_each, &bar).await?;
             }
         }
     } else {
@@ -165,15 +168,22 @@ pub async fn run(args: PutArgs) -> Result<()> {
             total_bytes += f.metadata().await.map(|m| m.len()).unwrap_or(0);
             sources.push((path.display().to_string(), Box::new(BufReader::new(f))));
         }
-        let bar = if total_bytes > 0 {
+        bar = if total_bytes > 0 {
+            // Starts at the files' sizes and loses each line end (and empty line) as it is read,
+            // so that at the end its total is the data bytes put.
             let b = ProgressBar::new(total_bytes);
             b.set_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta})")
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} of data put, {msg} ({eta})")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b
         } else {
-            ProgressBar::new_spinner()
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {bytes} of data put, {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b
         };
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         for (name, mut reader) in sources {
@@ -185,19 +195,19 @@ pub async fn run(args: PutArgs) -> Result<()> {
                 if n == 0 {
                     break;
                 }
-                bar.inc(n as u64);
                 if buf.last() == Some(&b'\n') {
                     buf.pop();
                     if buf.last() == Some(&b'\r') {
                         buf.pop();
                     }
                 }
+                line_read(&bar, n, buf.len());
                 if buf.is_empty() {
                     continue;
                 }
                 let (e, size) = entry(buf.clone())?;
                 if let Some(full) = batch.add(e, size) {
-                    send(&client, ep, &args, full, &mut stats, false).await?;
+                    send(&client, ep, &args, full, &mut stats, false, &bar).await?;
                     if stats.records >= PROGRESS_RECORDS_MIN && bar.is_hidden() {
                         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                     }
@@ -205,15 +215,16 @@ pub async fn run(args: PutArgs) -> Result<()> {
                 }
             }
         }
-        bar.finish_and_clear();
     }
     if !batch.entries.is_empty() {
-        send(&client, ep, &args, batch.entries, &mut stats, print_each).await?;
+        send(&client, ep, &args, batch.entries, &mut stats, print_each, &bar).await?;
     }
+    bar.finish_and_clear();
     eprintln!(
-        "put {} records ({} bytes) to {} in {:.2} s{}",
+        "put {} records ({} bytes of data, {} with partition keys) to {} in {:.2} s{}",
         stats.records,
-        stats.bytes,
+        stats.data_bytes,
+        stats.data_bytes + stats.key_bytes,
         args.stream,
         started.elapsed().as_secs_f64(),
         if stats.retried > 0 { format!(", {} retried", stats.retried) } else { String::new() }
@@ -224,8 +235,18 @@ pub async fn run(args: PutArgs) -> Result<()> {
 #[derive(Default)]
 struct Stats {
     records: u64,
-    bytes: u64,
+    /// The records' data (payload) bytes.
+    data_bytes: u64,
+    /// Their partition keys' bytes (UTF-8), which also count against the shard's write limit.
+    key_bytes: u64,
     retried: u64,
+}
+
+/// The bar's total loses what a line had besides its data (its end; a whole empty line).
+fn line_read(bar: &ProgressBar, read: usize, data: usize) {
+    if let Some(len) = bar.length() {
+        bar.set_length(len.saturating_sub((read - data) as u64));
+    }
 }
 
 /// Sends one batch; retries its failed records with backoff until they succeed or run out of
@@ -237,6 +258,7 @@ async fn send(
     mut entries: Vec<PutRecordsRequestEntry>,
     stats: &mut Stats,
     print_each: bool,
+    bar: &ProgressBar,
 ) -> Result<()> {
     let mut attempt = 1;
     let mut backoff = Duration::from_millis(100);
@@ -253,11 +275,13 @@ async fn send(
         for (entry, result) in entries.into_iter().zip(out.records()) {
             match result.error_code() {
                 None => {
+                    let data = entry.data().as_ref().len() as u64;
                     stats.records += 1;
-                    stats.bytes +=
-                        (entry.data().as_ref().len() + entry.partition_key().map_or(0, str::len)) as u64;
+                    stats.data_bytes += data;
+                    stats.key_bytes += entry.partition_key().map_or(0, str::len) as u64;
+                    bar.inc(data);
                     if print_each {
-                        println!(
+                        crate::outln!(
                             "{} {}",
                             result.shard_id().unwrap_or("-"),
                             result.sequence_number().unwrap_or("-")
@@ -308,5 +332,24 @@ mod tests {
         assert_eq!(j.key(br#"{"user":7}"#, 1).unwrap(), "7");
         assert!(j.key(br#"{"x":1}"#, 1).is_err());
         assert!(j.key(b"not json", 1).is_err());
+    }
+
+    /// The bar ends where the summary does: at the data bytes, line ends and empty lines left out.
+    #[test]
+    fn progress_counts_data_bytes() {
+        let input = b"ab\r\n\nccc\nd";
+        let bar = ProgressBar::hidden();
+        bar.set_length(input.len() as u64);
+        let mut data_total = 0;
+        for line in input.split_inclusive(|b| *b == b'\n') {
+            let data = line.strip_suffix(b"\n").unwrap_or(line);
+            let data = data.strip_suffix(b"\r").unwrap_or(data);
+            line_read(&bar, line.len(), data.len());
+            bar.inc(data.len() as u64);
+            data_total += data.len() as u64;
+        }
+        assert_eq!(data_total, 6);
+        assert_eq!(bar.length(), Some(6));
+        assert_eq!(bar.position(), 6);
     }
 }

@@ -71,7 +71,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             if !no_wait {
                 wait_active(&client, ep, &name).await?;
             }
-            println!("created stream {name}");
+            crate::outln!("created stream {name}");
         }
         StreamCommand::List => {
             let mut start: Option<String> = None;
@@ -85,7 +85,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
                     .await
                     .map_err(|e| aws_error("ListStreams", ep, e))?;
                 for n in out.stream_names() {
-                    println!("{n}");
+                    crate::outln!("{n}");
                 }
                 if !out.has_more_streams() {
                     break;
@@ -107,36 +107,41 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             let Some(s) = out.stream_description_summary() else {
                 bail!("DescribeStreamSummary answered no summary")
             };
-            println!("name:        {}", s.stream_name());
-            println!("arn:         {}", s.stream_arn());
-            println!("status:      {}", s.stream_status().as_str());
+            crate::outln!("name:        {}", s.stream_name());
+            crate::outln!("arn:         {}", s.stream_arn());
+            crate::outln!("status:      {}", s.stream_status().as_str());
             let mode = s.stream_mode_details().map_or("PROVISIONED", |m| m.stream_mode().as_str());
-            println!("mode:        {mode}");
-            println!("open shards: {}", s.open_shard_count());
-            println!("retention:   {} h", s.retention_period_hours());
-            println!("created:     {}", timestamp(s.stream_creation_timestamp()));
+            crate::outln!("mode:        {mode}");
+            crate::outln!("open shards: {}", s.open_shard_count());
+            crate::outln!("retention:   {} h", s.retention_period_hours());
+            crate::outln!("created:     {}", timestamp(s.stream_creation_timestamp()));
             let metrics: Vec<&str> = s
                 .enhanced_monitoring()
                 .iter()
                 .flat_map(|m| m.shard_level_metrics().iter().map(|x| x.as_str()))
                 .collect();
             if !metrics.is_empty() {
-                println!("shard-level metrics: {}", metrics.join(", "));
+                crate::outln!("shard-level metrics: {}", metrics.join(", "));
             }
             if let Some(c) = s.consumer_count() {
-                println!("consumers:   {c}");
+                crate::outln!("consumers:   {c}");
             }
             let shards = list_shards(&client, ep, &name).await?;
-            println!();
-            println!(
+            crate::outln!("");
+            crate::outln!(
                 "{:<22} {:<6} {:<22} {:<22} {:>39} {:>39}",
-                "shard", "state", "parent", "adjacent parent", "starting hash key", "ending hash key"
+                "shard",
+                "state",
+                "parent",
+                "adjacent parent",
+                "starting hash key",
+                "ending hash key"
             );
             for sh in shards {
                 let open = sh.sequence_number_range().is_some_and(|r| r.ending_sequence_number().is_none());
                 let (start, end) =
                     sh.hash_key_range().map_or(("", ""), |r| (r.starting_hash_key(), r.ending_hash_key()));
-                println!(
+                crate::outln!(
                     "{:<22} {:<6} {:<22} {:<22} {:>39} {:>39}",
                     sh.shard_id(),
                     if open { "open" } else { "closed" },
@@ -155,7 +160,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
                 .send()
                 .await
                 .map_err(|e| aws_error("DeleteStream", ep, e))?;
-            println!("deleting stream {name}");
+            crate::outln!("deleting stream {name}");
         }
         StreamCommand::Split { name, shard_id, at } => {
             let at = match at {
@@ -190,7 +195,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
                 .await
                 .map_err(|e| aws_error("SplitShard", ep, e))?;
             wait_active(&client, ep, &name).await?;
-            println!("split {shard_id} of {name} at hash key {at}");
+            crate::outln!("split {shard_id} of {name} at hash key {at}");
         }
         StreamCommand::Merge { name, shard_id, adjacent_shard_id } => {
             client
@@ -202,19 +207,28 @@ pub async fn run(args: StreamArgs) -> Result<()> {
                 .await
                 .map_err(|e| aws_error("MergeShards", ep, e))?;
             wait_active(&client, ep, &name).await?;
-            println!("merged {shard_id} and {adjacent_shard_id} of {name}");
+            crate::outln!("merged {shard_id} and {adjacent_shard_id} of {name}");
         }
         StreamCommand::Scale { name, shards } => {
-            let out = client
+            let call = client
                 .update_shard_count()
                 .stream_name(&name)
                 .target_shard_count(shards)
-                .scaling_type(ScalingType::UniformScaling)
-                .send()
-                .await
-                .map_err(|e| aws_error("UpdateShardCount", ep, e))?;
+                .scaling_type(ScalingType::UniformScaling);
+            // First without the SDK's retries, which take LimitExceededException for throttling:
+            // a permanent rule would be sent three more times (~2 s) to fail the same way.
+            let no_retries = aws_sdk_kinesis::config::Builder::default()
+                .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled());
+            let out = match call.clone().customize().config_override(no_retries).send().await {
+                Ok(out) => out,
+                Err(e) if is_permanent(&e) => return Err(scale_error(&client, ep, &name, shards, e).await),
+                Err(_) => match call.send().await {
+                    Ok(out) => out,
+                    Err(e) => return Err(scale_error(&client, ep, &name, shards, e).await),
+                },
+            };
             wait_active(&client, ep, &name).await?;
-            println!(
+            crate::outln!(
                 "scaled {name} from {} to {} open shards",
                 out.current_shard_count().unwrap_or_default(),
                 out.target_shard_count().unwrap_or(shards)
@@ -245,10 +259,89 @@ pub async fn run(args: StreamArgs) -> Result<()> {
                     .await
                     .map_err(|e| aws_error("DecreaseStreamRetentionPeriod", ep, e))?;
             }
-            println!("retention of {name}: {hours} h (was {current} h)");
+            crate::outln!("retention of {name}: {hours} h (was {current} h)");
         }
     }
     Ok(())
+}
+
+/// A failed UpdateShardCount, worded by what the user can do: the factor-of-2 rule and the
+/// 24-hour budget are permanent (the same call fails again), so instead of "retry" the message
+/// gives the steps that do pass, or the calls this budget does not count.
+async fn scale_error<R: std::fmt::Debug>(
+    client: &Client,
+    ep: Option<&str>,
+    name: &str,
+    target: i32,
+    e: aws_sdk_kinesis::error::SdkError<
+        aws_sdk_kinesis::operation::update_shard_count::UpdateShardCountError,
+        R,
+    >,
+) -> anyhow::Error {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    let (code, message) = (e.code().unwrap_or("").to_string(), e.message().unwrap_or("").to_string());
+    let m = message.to_ascii_lowercase();
+    if code != "LimitExceededException" || super::limit_kind(&message) == super::Retry::Transient {
+        return aws_error("UpdateShardCount", ep, e);
+    }
+    if m.contains("double") || m.contains("half") {
+        let current = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.stream_description_summary().map(|s| s.open_shard_count()));
+        let Some(current) = current else { return aws_error("UpdateShardCount", ep, e) };
+        let steps = scale_steps(current, target);
+        let commands: Vec<String> =
+            steps.iter().map(|n| format!("`kinesin stream scale {name} {n}`")).collect();
+        return anyhow::anyhow!(
+            "UpdateShardCount: {code}: {message}\n\
+             One UpdateShardCount call can at most double or halve the open shard count \
+             ({current} now), so this call fails the same way every time.\n\
+             hint: scale in {} steps, one after the other: {} (each step counts against the \
+             scalings allowed per rolling 24 hours)",
+            steps.len(),
+            commands.join(", then ")
+        );
+    }
+    if m.contains("24 hours") || m.contains("per day") || m.contains("rolling") {
+        return anyhow::anyhow!(
+            "UpdateShardCount: {code}: {message}\n\
+             The stream's UpdateShardCount budget for the rolling 24 hours is used up: this call \
+             fails until the time above.\n\
+             hint: until then, reshard one shard at a time with `kinesin stream split` / \
+             `kinesin stream merge`, which this budget does not count"
+        );
+    }
+    aws_error("UpdateShardCount", ep, e)
+}
+
+/// Whether a failed call broke a rule that a retry cannot pass (see [`super::limit_kind`]).
+fn is_permanent<E: aws_sdk_kinesis::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_kinesis::error::SdkError<E, R>,
+) -> bool {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+    match e.code() {
+        Some("LimitExceededException") => {
+            super::limit_kind(e.message().unwrap_or("")) == super::Retry::Permanent
+        }
+        Some("InvalidArgumentException" | "ValidationException" | "ResourceNotFoundException") => true,
+        _ => false,
+    }
+}
+
+/// The open shard counts UpdateShardCount passes through from `current` to `target`, each at
+/// most double or half of the one before (AWS's rule for one call).
+pub fn scale_steps(current: i32, target: i32) -> Vec<i32> {
+    let mut steps = Vec::new();
+    let mut at = current.max(1);
+    while at != target && target > 0 && steps.len() < 64 {
+        at = if target > at { (at * 2).min(target) } else { ((at + 1) / 2).max(target) };
+        steps.push(at);
+    }
+    steps
 }
 
 /// Every shard of the stream (ListShards, all pages).
@@ -286,5 +379,19 @@ async fn wait_active(client: &Client, ep: Option<&str>, name: &str) -> Result<()
             bail!("stream {name} did not become ACTIVE within 5 minutes");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scale_steps;
+
+    #[test]
+    fn scale_in_steps_of_at_most_two() {
+        assert_eq!(scale_steps(1, 4), vec![2, 4]);
+        assert_eq!(scale_steps(3, 10), vec![6, 10]);
+        assert_eq!(scale_steps(10, 2), vec![5, 3, 2]);
+        assert_eq!(scale_steps(4, 4), Vec::<i32>::new());
+        assert_eq!(scale_steps(2, 3), vec![3]);
     }
 }
