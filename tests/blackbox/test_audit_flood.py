@@ -94,6 +94,20 @@ def test_echoes_are_capped(raw):
                            "Invalid Base64 character: '!'"
 
 
+@pytest.mark.parametrize("op,extra", [
+    ("ListShards", {}),
+    ("ListStreams", {}),
+    ("ListStreamConsumers", {"StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}),
+])
+def test_next_token_echo_is_capped(raw, op, extra):
+    """A NextToken may be 1 MiB long (the model's limit): a forged one is refused without being
+    repeated whole (it was, 1 MiB per answer)."""
+    token = "t" * (1024 * 1024)
+    resp = raw.call(op, {**extra, "NextToken": token})
+    assert resp.error_type in ("InvalidArgumentException", "ExpiredNextTokenException", "ResourceNotFoundException"), resp
+    assert len(resp.content) < ANSWER_BYTES_MAX, len(resp.content)
+
+
 @pytest.fixture
 def guarded(server_factory, tmp_path):
     creds = tmp_path / "credentials.toml"

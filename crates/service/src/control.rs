@@ -355,7 +355,8 @@ impl Service {
     pub(crate) fn open_page_token(&self, token: &str, now: i64) -> Result<PageToken, ApiError> {
         let t = PageToken::open(token, &self.token_key).map_err(|_| {
             ApiError::invalid_argument(format!(
-                "NextToken {token} is invalid: pass back the NextToken of the previous response unchanged."
+                "NextToken {} is invalid: pass back the NextToken of the previous response unchanged.",
+                kinesin_wire::error::echo(token)
             ))
         })?;
         if now - t.issued_ms > TOKEN_LIFETIME_MS {
