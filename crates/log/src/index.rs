@@ -223,7 +223,8 @@ pub(crate) fn load_index(
     }
 }
 
-/// Writes the index of segment `base`: to a temporary file, then renamed over the old index.
+/// Writes the index of segment `base`, replacing the old one atomically
+/// ([`crate::storage::replace_file`]: a temporary `<base>.idx.tmp`, renamed over the index).
 /// With `sync`, the file and then the directory are synced, so the index survives a crash;
 /// without, the caller syncs (one `syncfs` after writing many). A torn or lost index is never
 /// wrong, only slower: it fails its checks, or an older one covers less, and the segment is
@@ -237,34 +238,8 @@ pub(crate) fn write_index(
     sync: bool,
 ) -> io::Result<()> {
     let bytes = encode_index(id.0, base, index);
-    let tmp = dir.join(format!(
-        "{}{INDEX_TMP_SUFFIX}",
-        crate::format::segment_file_name(base).trim_end_matches(".seg")
-    ));
-    let file = match storage.create_file(&tmp) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            storage.remove_file(&tmp)?;
-            storage.create_file(&tmp)?
-        }
-        Err(error) => return Err(error),
-    };
-    file.write_all_at(&bytes, 0)?;
-    if sync {
-        file.sync_data()?;
-    }
-    drop(file);
-    let path = index_path(dir, base);
-    match storage.remove_file(&path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    storage.rename(&tmp, &path)?;
-    if sync {
-        storage.sync_dir(dir)?;
-    }
-    Ok(())
+    // `replace_file`'s temporary file is `<base>.idx.tmp` (INDEX_TMP_SUFFIX), which recovery removes.
+    crate::storage::replace_file(storage, &index_path(dir, base), &bytes, 0o666, sync)
 }
 
 /// Removes the index of segment `base`, if any.

@@ -42,7 +42,7 @@ pub use crate::format::{
 pub use crate::histogram::{HistogramSnapshot, LatencyHistogram, LATENCY_BUCKETS_MS};
 pub use crate::log::{Log, LogStats};
 pub use crate::sim::{SimCounts, SimFault, SimOp, SimStorage};
-pub use crate::storage::{FsStorage, Storage, StorageFile};
+pub use crate::storage::{replace_file, FsStorage, Storage, StorageFile};
 
 /// Default size at which a segment is closed and a new one started.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;

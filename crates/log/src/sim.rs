@@ -450,6 +450,11 @@ impl Storage for SimStorage {
         Ok(Arc::new(SimFile { state: Arc::clone(&self.state), sim: self.clone(), id, epoch: state.epoch }))
     }
 
+    /// Permissions are not simulated.
+    fn create_file_with_mode(&self, path: &Path, _mode: u32) -> io::Result<Arc<dyn StorageFile>> {
+        self.create_file(path)
+    }
+
     fn open_file(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let mut state = self.state.lock();
         state.check_epoch(state.epoch)?;
@@ -491,8 +496,12 @@ impl Storage for SimStorage {
         let node = *state.dirs[from_dir].live.get(from_name).ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("{} not found", from.display()))
         })?;
-        if state.dirs[to_dir].live.contains_key(to_name) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", to.display())));
+        match (node, state.dirs[to_dir].live.get(to_name)) {
+            // POSIX: a file replaces a file atomically.
+            (_, None) | (Node::File(_), Some(Node::File(_))) => {}
+            _ => {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", to.display())))
+            }
         }
         if let Gate::Fail(err) = state.begin(SimOp::Any)? {
             return Err(err);
