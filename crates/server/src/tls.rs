@@ -125,26 +125,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     write_file(path, bytes, true)
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves half a PEM file.
+/// Writes atomically (`kinesin_log::replace_file`: a temporary file, fsynced, renamed, the
+/// directory fsynced), so a crash never leaves half a PEM file; a private key is 0600 from its
+/// first byte.
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
-    let err = |source| TlsError::Write { path: path.into(), source };
-    let tmp = path.with_extension("pem.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    {
-        use std::io::Write;
-        let mut f = options.open(&tmp).map_err(err)?;
-        f.write_all(bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(err)
+    let mode = if private { 0o600 } else { 0o666 };
+    kinesin_log::replace_file(&kinesin_log::FsStorage, path, bytes, mode, true)
+        .map_err(|source| TlsError::Write { path: path.into(), source })
 }
 
 #[cfg(test)]
