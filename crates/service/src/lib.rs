@@ -535,10 +535,9 @@ pub(crate) fn parse_stream_arn(arn: &str) -> Option<(&str, &str, &str)> {
 }
 
 pub(crate) fn meta_failure(e: &meta::MetaError) -> ApiError {
+    // The detail (the store's path, what failed) is for the server log, not the client.
     tracing::error!(error = %e, "metadata commit failed");
-    ApiError::internal(format!(
-        "The server could not record the change durably ({e}). Nothing was changed; retry."
-    ))
+    ApiError::internal("The server could not record the change durably. Nothing was changed; retry.")
 }
 
 fn input<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {

@@ -31,8 +31,10 @@ pub const META_FORMAT_VERSION: u32 = 1;
 pub enum MetaError {
     #[error("metadata store {path}: {source}")]
     Store { path: String, source: Box<redb::Error> },
-    #[error("metadata document {key} is damaged: {why}")]
-    Corrupt { key: String, why: String },
+    #[error("metadata store {path}: document {key} is damaged: {why}")]
+    Corrupt { path: String, key: String, why: String },
+    #[error("metadata store {path}: document {key} cannot be encoded: {why}")]
+    Encode { path: String, key: String, why: String },
     #[error("metadata format version {found} is newer than this kinesin understands ({supported}); upgrade kinesin")]
     TooNew { found: u32, supported: u32 },
 }
@@ -114,12 +116,27 @@ impl ShardMeta {
         ShardId(self.index)
     }
 
+    /// The shard's hash-key range. Stored documents are checked when they are loaded
+    /// ([`ShardMeta::parse_range`]), and shards made in memory hold ranges written from
+    /// `HashKey`s, so the strings always parse here.
     pub fn range(&self) -> HashKeyRange {
         *self.range_cache.get_or_init(|| {
-            let start = HashKey::parse(&self.start_hash).unwrap_or(HashKey::MIN);
-            let end = HashKey::parse(&self.end_hash).unwrap_or(HashKey::MAX);
-            HashKeyRange { start, end }
+            #[allow(clippy::expect_used)]
+            self.parse_range().expect("hash keys are checked when a stream document is loaded")
         })
+    }
+
+    /// `start_hash`..=`end_hash` parsed strictly, or what is wrong with them.
+    pub fn parse_range(&self) -> Result<HashKeyRange, String> {
+        let parse = |name: &str, text: &str| {
+            HashKey::parse(text).map_err(|e| format!("shard {}: {name} {text:?}: {e}", self.id()))
+        };
+        let start = parse("start_hash", &self.start_hash)?;
+        let end = parse("end_hash", &self.end_hash)?;
+        if start > end {
+            return Err(format!("shard {}: start_hash {start} is above end_hash {end}", self.id()));
+        }
+        Ok(HashKeyRange { start, end })
     }
 
     pub fn create_secs(&self) -> u64 {
@@ -326,19 +343,23 @@ impl MetaStore {
             };
             match get(&account, KEY_FORMAT_VERSION)? {
                 Some(v) => {
-                    let found: u32 = decode(KEY_FORMAT_VERSION, &v)?;
+                    let found: u32 = decode(&self.path, KEY_FORMAT_VERSION, &v)?;
                     if found > META_FORMAT_VERSION {
                         return Err(MetaError::TooNew { found, supported: META_FORMAT_VERSION });
                     }
                 }
                 None => {
                     account
-                        .insert(KEY_FORMAT_VERSION, encode(&META_FORMAT_VERSION).as_slice())
+                        .insert(
+                            KEY_FORMAT_VERSION,
+                            self.encode(KEY_FORMAT_VERSION, &META_FORMAT_VERSION)?.as_slice(),
+                        )
                         .map_err(|x| e(x.into()))?;
                 }
             }
             let token_key = match get(&account, KEY_TOKEN_KEY)? {
                 Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| MetaError::Corrupt {
+                    path: self.path.clone(),
                     key: KEY_TOKEN_KEY.into(),
                     why: format!("expected 32 bytes, found {}", bytes.len()),
                 })?,
@@ -349,17 +370,23 @@ impl MetaStore {
                 }
             };
             let counters = match get(&account, KEY_COUNTERS)? {
-                Some(v) => decode(KEY_COUNTERS, &v)?,
+                Some(v) => decode(&self.path, KEY_COUNTERS, &v)?,
                 None => Counters { next_incarnation: 1, next_log_id: 1 },
             };
             let settings = match get(&account, KEY_SETTINGS)? {
-                Some(v) => decode(KEY_SETTINGS, &v)?,
+                Some(v) => decode(&self.path, KEY_SETTINGS, &v)?,
                 None => AccountSettings::default(),
             };
             let mut streams = Vec::new();
             for entry in streams_table.iter().map_err(|x| e(x.into()))? {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
-                streams.push(decode::<StreamMeta>(k.value(), v.value())?);
+                let stream = decode::<StreamMeta>(&self.path, k.value(), v.value())?;
+                check_stream(&stream).map_err(|why| MetaError::Corrupt {
+                    path: self.path.clone(),
+                    key: k.value().to_string(),
+                    why,
+                })?;
+                streams.push(stream);
             }
             loaded = Loaded { streams, counters, settings, token_key };
         }
@@ -375,16 +402,22 @@ impl MetaStore {
             let mut streams = tx.open_table(STREAMS).map_err(|x| e(x.into()))?;
             let mut account = tx.open_table(ACCOUNT).map_err(|x| e(x.into()))?;
             for s in change.put_streams {
-                streams.insert(s.name.as_str(), encode(s).as_slice()).map_err(|x| e(x.into()))?;
+                streams
+                    .insert(s.name.as_str(), self.encode(&s.name, s)?.as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
             for name in change.remove_streams {
                 streams.remove(*name).map_err(|x| e(x.into()))?;
             }
             if let Some(c) = change.counters {
-                account.insert(KEY_COUNTERS, encode(c).as_slice()).map_err(|x| e(x.into()))?;
+                account
+                    .insert(KEY_COUNTERS, self.encode(KEY_COUNTERS, c)?.as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
             if let Some(s) = change.settings {
-                account.insert(KEY_SETTINGS, encode(s).as_slice()).map_err(|x| e(x.into()))?;
+                account
+                    .insert(KEY_SETTINGS, self.encode(KEY_SETTINGS, s)?.as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
         }
         tx.commit().map_err(|x| e(x.into()))?;
@@ -401,11 +434,156 @@ pub struct Change<'a> {
     pub settings: Option<&'a AccountSettings>,
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
+impl MetaStore {
+    /// A document's bytes; a failure is an error (the change is not committed), never an empty
+    /// document.
+    fn encode<T: Serialize>(&self, key: &str, v: &T) -> Result<Vec<u8>, MetaError> {
+        serde_json::to_vec(v).map_err(|err| MetaError::Encode {
+            path: self.path.clone(),
+            key: key.to_string(),
+            why: err.to_string(),
+        })
+    }
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, MetaError> {
-    serde_json::from_slice(bytes)
-        .map_err(|err| MetaError::Corrupt { key: key.to_string(), why: err.to_string() })
+fn decode<T: for<'de> Deserialize<'de>>(path: &str, key: &str, bytes: &[u8]) -> Result<T, MetaError> {
+    serde_json::from_slice(bytes).map_err(|err| MetaError::Corrupt {
+        path: path.to_string(),
+        key: key.to_string(),
+        why: err.to_string(),
+    })
+}
+
+/// What the document's types cannot say: every shard's hash keys parse, as a range. Fills the
+/// shards' parsed ranges on the way.
+fn check_stream(stream: &StreamMeta) -> Result<(), String> {
+    for shard in &stream.shards {
+        let range = shard.parse_range()?;
+        let _ = shard.range_cache.set(range);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(ranges: &[(String, String)]) -> StreamMeta {
+        let shards = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (start, end))| ShardMeta {
+                index: i as u32,
+                parent: None,
+                adjacent_parent: None,
+                start_hash: start.clone(),
+                end_hash: end.clone(),
+                created_ms: 0,
+                log_id: i as u64 + 1,
+                closed: None,
+                range_cache: Default::default(),
+                metrics: Default::default(),
+            })
+            .collect();
+        StreamMeta {
+            name: "orders".into(),
+            incarnation: 1,
+            created_ms: 0,
+            status: StreamStatus::Active,
+            status_until_ms: 0,
+            mode: StreamMode::Provisioned,
+            retention_hours: 24,
+            shards,
+            tags: Default::default(),
+            shard_level_metrics: Default::default(),
+            encryption_key_id: None,
+            max_record_size_kib: 1024,
+            policy: None,
+            scalings_ms: Vec::new(),
+            mode_switches_ms: Vec::new(),
+            warm_throughput_mibps: None,
+            consumers: Vec::new(),
+            consumer_created_ms_last: 0,
+            pending_reshard: Vec::new(),
+            metrics: Default::default(),
+            encryption: Default::default(),
+        }
+    }
+
+    fn halves() -> Vec<(String, String)> {
+        let [a, b] = [0, 1].map(|i| HashKeyRange::even_split(2)[i]);
+        vec![(a.start.to_string(), a.end.to_string()), (b.start.to_string(), b.end.to_string())]
+    }
+
+    /// Stores `s` as written by a build that does not check it, as damage on disk would.
+    fn store_raw(path: &Path, s: &StreamMeta) {
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(STREAMS)
+            .unwrap()
+            .insert(s.name.as_str(), serde_json::to_vec(s).unwrap().as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn undamaged_hash_keys_load_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        drop(MetaStore::open(&path).unwrap());
+        store_raw(&path, &stream(&halves()));
+        let (_, loaded) = MetaStore::open(&path).unwrap();
+        let ranges: Vec<_> = loaded.streams[0].shards.iter().map(ShardMeta::range).collect();
+        assert_eq!(ranges, HashKeyRange::even_split(2));
+    }
+
+    #[test]
+    fn a_damaged_hash_key_fails_the_load_naming_the_store_document_and_shard() {
+        let max_plus_one = "340282366920938463463374607431768211456".to_string();
+        for (field, damage) in [
+            ("end_hash", "12x".to_string()),
+            ("end_hash", String::new()),
+            ("end_hash", max_plus_one),
+            ("start_hash", "-1".to_string()),
+            ("start_hash", "007".to_string()),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("meta.redb");
+            drop(MetaStore::open(&path).unwrap());
+            let mut ranges = halves();
+            if field == "end_hash" {
+                ranges[1].1 = damage.clone();
+            } else {
+                ranges[1].0 = damage.clone();
+            }
+            store_raw(&path, &stream(&ranges));
+            let e = MetaStore::open(&path).err().expect("a damaged document must not load").to_string();
+            for part in [&path.display().to_string(), "document orders", "shardId-000000000001", field] {
+                assert!(e.contains(part), "{damage:?}: {e:?} does not name {part}");
+            }
+        }
+        // A range upside down is damage too.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        drop(MetaStore::open(&path).unwrap());
+        let mut ranges = halves();
+        ranges[0] = (ranges[0].1.clone(), ranges[0].0.clone());
+        store_raw(&path, &stream(&ranges));
+        let e = MetaStore::open(&path).err().expect("an upside-down range must not load").to_string();
+        assert!(e.contains("shardId-000000000000") && e.contains("is above end_hash"), "{e}");
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_encoded_is_an_error_not_an_empty_document() {
+        struct Unencodable;
+        impl Serialize for Unencodable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
+        let e = store.encode("orders", &Unencodable).unwrap_err().to_string();
+        assert!(e.contains("meta.redb") && e.contains("document orders cannot be encoded"), "{e}");
+    }
 }
