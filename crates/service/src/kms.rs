@@ -16,7 +16,6 @@
 //! it in `<data-dir>/kms/aws-kinesis.toml` (mode 0600).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -40,6 +39,9 @@ pub const ENCRYPTION_CHANGES_PER_DAY: usize = 25;
 pub const KEYRING_KEYS_MAX: usize = 10_000;
 /// Most data-key generations one stream keeps (one per change of master key).
 pub const DATA_KEY_GENERATIONS_MAX: usize = 1_000;
+/// Most unwrapped data keys (and unwrap errors) kept in memory; the least recently used goes
+/// first. One per encrypted stream and generation in use keeps every hit a hit.
+pub const DATA_KEY_CACHE_MAX: usize = 4_096;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const WRAP_NONCE_LEN: usize = 12;
 const WRAP_TAG_LEN: usize = 16;
@@ -155,8 +157,46 @@ fn keyring_error(source_name: &str, why: impl Into<String>) -> KeyringError {
 pub struct Kms {
     keys: Vec<MasterKey>,
     /// Unwrapped data keys by (stream incarnation, generation); errors are cached too (the
-    /// keyring does not change while the server runs).
-    cache: Mutex<HashMap<(u64, u32), Result<BatchKey, ApiError>>>,
+    /// keyring does not change while the server runs). Bounded: [`DATA_KEY_CACHE_MAX`].
+    cache: Mutex<KeyCache>,
+}
+
+/// A bounded map of unwrapped data keys that forgets the least recently used one when full.
+struct KeyCache {
+    capacity: usize,
+    /// Key → (value, last use).
+    entries: HashMap<(u64, u32), (Result<BatchKey, ApiError>, u64)>,
+    tick: u64,
+}
+
+impl KeyCache {
+    fn new(capacity: usize) -> KeyCache {
+        KeyCache { capacity: capacity.max(1), entries: HashMap::new(), tick: 0 }
+    }
+
+    fn get(&mut self, key: (u64, u32)) -> Option<Result<BatchKey, ApiError>> {
+        self.tick += 1;
+        let (value, used) = self.entries.get_mut(&key)?;
+        *used = self.tick;
+        Some(value.clone())
+    }
+
+    fn insert(&mut self, key: (u64, u32), value: Result<BatchKey, ApiError>) {
+        self.tick += 1;
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+            // A scan, but only on a miss with a full cache: misses are one per stream and
+            // generation, not one per request.
+            if let Some(oldest) = self.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k) {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(key, (value, self.tick));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 impl std::fmt::Debug for Kms {
@@ -266,7 +306,7 @@ impl Kms {
         if keys.len() > KEYRING_KEYS_MAX {
             return Err(keyring_error("keyring", format!("{} keys, at most {KEYRING_KEYS_MAX}", keys.len())));
         }
-        Ok(Kms { keys, cache: Mutex::new(HashMap::new()) })
+        Ok(Kms { keys, cache: Mutex::new(KeyCache::new(DATA_KEY_CACHE_MAX)) })
     }
 
     /// The key a KeyId names, in any form AWS accepts: key id, key ARN, alias name, alias ARN.
@@ -348,8 +388,8 @@ impl Kms {
 
     /// The data key of one generation of a stream, unwrapped (cached).
     pub(crate) fn data_key(&self, s: &StreamMeta, generation: u32) -> Result<BatchKey, ApiError> {
-        if let Some(hit) = self.cache.lock().get(&(s.incarnation, generation)) {
-            return hit.clone();
+        if let Some(hit) = self.cache.lock().get((s.incarnation, generation)) {
+            return hit;
         }
         let Some(meta) = s.encryption.data_keys.iter().find(|d| d.generation == generation) else {
             // Not cached: a reader holding an older snapshot of the stream may meet a batch of
@@ -376,7 +416,20 @@ impl Kms {
             ));
         };
         let material = self.usable(master)?;
-        let wrapped = b64().decode(&meta.wrapped).unwrap_or_default();
+        let wrapped = decode_wrapped(&meta.wrapped).map_err(|why| {
+            // The detail (which document, what is wrong) goes to the log; the client gets a
+            // generic internal failure.
+            tracing::error!(
+                stream = %s.name,
+                generation,
+                "the metadata document of stream {} (metadata store) holds a damaged wrapped data key for generation {generation}: {why}",
+                s.name
+            );
+            ApiError::internal(format!(
+                "The stored data key of stream {} (generation {generation}) is damaged; the server log has the details.",
+                s.name
+            ))
+        })?;
         let aad = wrap_aad(s.incarnation, generation, &master.id);
         let data_key = unwrap(material, &wrapped, &aad).ok_or_else(|| {
             ApiError::new(
@@ -524,10 +577,21 @@ fn load_text(
     Ok(())
 }
 
-/// Writes a new AWS-managed key file: to a temporary file (0600), synced, renamed, directory
-/// synced.
+/// A stored wrapped data key decoded, or what is wrong with it: it must be the base64 of
+/// nonce, wrapped key and tag.
+fn decode_wrapped(stored: &str) -> Result<Vec<u8>, String> {
+    let wrapped = b64().decode(stored).map_err(|e| format!("not base64: {e}"))?;
+    let expected = WRAP_NONCE_LEN + DATA_KEY_LEN + WRAP_TAG_LEN;
+    if wrapped.len() != expected {
+        return Err(format!("{} bytes, expected {expected}", wrapped.len()));
+    }
+    Ok(wrapped)
+}
+
+/// Writes a new AWS-managed key file, atomically and 0600 from its first byte
+/// (`kinesin_log::replace_file`), in a 0700 directory.
 fn make_managed_key(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
@@ -544,17 +608,11 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
         }],
     };
     let text = toml::to_string(&spec).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("toml.tmp");
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(
-        b"# kinesin's AWS-managed KMS key (alias/aws/kinesis). Keep it: records encrypted with it need it.\n",
-    )?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    let mut bytes =
+        b"# kinesin's AWS-managed KMS key (alias/aws/kinesis). Keep it: records encrypted with it need it.\n"
+            .to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    kinesin_log::replace_file(&kinesin_log::FsStorage, path, &bytes, 0o600, true)
 }
 
 #[derive(Debug, Deserialize)]
@@ -753,5 +811,70 @@ mod tests {
         let b = Kms::load(&cfg, dir.path(), "us-east-1", "000000000000").unwrap();
         assert_eq!(a.resolve(AWS_MANAGED_ALIAS).unwrap().id, b.resolve(AWS_MANAGED_ALIAS).unwrap().id);
         assert!(is_uuid(&a.resolve(AWS_MANAGED_ALIAS).unwrap().id));
+    }
+
+    fn stream(incarnation: u64, data_keys: Vec<DataKeyMeta>) -> StreamMeta {
+        StreamMeta {
+            name: format!("s{incarnation}"),
+            incarnation,
+            created_ms: 0,
+            status: StreamStatus::Active,
+            status_until_ms: 0,
+            mode: crate::meta::StreamMode::Provisioned,
+            retention_hours: 24,
+            shards: Vec::new(),
+            tags: Default::default(),
+            shard_level_metrics: Default::default(),
+            encryption_key_id: Some(ID.into()),
+            max_record_size_kib: 1024,
+            policy: None,
+            scalings_ms: Vec::new(),
+            mode_switches_ms: Vec::new(),
+            warm_throughput_mibps: None,
+            consumers: Vec::new(),
+            consumer_created_ms_last: 0,
+            pending_reshard: Vec::new(),
+            metrics: Default::default(),
+            encryption: EncryptionMeta { data_keys, changes_ms: Vec::new() },
+        }
+    }
+
+    fn one_key() -> (Kms, tempfile::TempDir) {
+        kms(&format!("[[key]]\nid = \"{ID}\"\nmaterial = \"{}\"\n", b64().encode([1u8; 32])))
+    }
+
+    #[test]
+    fn a_damaged_wrapped_data_key_is_an_internal_failure_not_wrong_material() {
+        let (k, _dir) = one_key();
+        let master = k.resolve(ID).unwrap();
+        let good = k.new_data_key(master, 7, 0, 0).unwrap();
+        assert!(k.data_key(&stream(7, vec![good.clone()]), 0).is_ok(), "an undamaged key unwraps");
+        let mut short = good.clone();
+        short.wrapped = b64().encode(&b64().decode(&good.wrapped).unwrap()[..40]);
+        let mut not_base64 = good.clone();
+        not_base64.wrapped = "%%% not base64 %%%".into();
+        for (incarnation, damaged) in [(8, short), (9, not_base64)] {
+            let e = k.data_key(&stream(incarnation, vec![damaged]), 0).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InternalFailure, "{e}");
+            let message = e.message.unwrap_or_default();
+            assert!(message.contains("damaged") && !message.contains("material"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_data_key_cache_stays_bounded() {
+        let (k, _dir) = one_key();
+        let master = k.resolve(ID).unwrap();
+        let first = stream(0, vec![k.new_data_key(master, 0, 0, 0).unwrap()]);
+        k.data_key(&first, 0).unwrap();
+        for incarnation in 1..(DATA_KEY_CACHE_MAX as u64 + 100) {
+            let s = stream(incarnation, vec![k.new_data_key(master, incarnation, 0, 0).unwrap()]);
+            k.data_key(&s, 0).unwrap();
+            // The first stream stays in use: the least recently used ones go instead.
+            k.data_key(&first, 0).unwrap();
+            assert!(k.cache.lock().len() <= DATA_KEY_CACHE_MAX);
+            assert!(k.cache.lock().entries.contains_key(&(0, 0)), "the key in use was evicted");
+        }
+        assert_eq!(k.cache.lock().len(), DATA_KEY_CACHE_MAX);
     }
 }
