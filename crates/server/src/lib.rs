@@ -523,14 +523,21 @@ impl Protocol {
 
     fn output(self, out: &Output) -> Response<Body> {
         let body = match self {
-            Protocol::Json(_) => out.to_json(),
-            Protocol::Cbor => match out.to_cbor() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode a response");
-                    return self.error(&ApiError::internal("the response could not be encoded"));
-                }
-            },
+            Protocol::Json(_) => out.to_json().map_err(|e| e.to_string()),
+            Protocol::Cbor => out.to_cbor().map_err(|e| e.to_string()),
+        };
+        self.body_or_internal(body)
+    }
+
+    /// A success response with `body`, or, when the response could not be encoded, an
+    /// InternalFailure (the detail goes to the log), never an empty success.
+    fn body_or_internal(self, body: Result<Vec<u8>, String>) -> Response<Body> {
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a response");
+                return self.error(&ApiError::internal("the response could not be encoded"));
+            }
         };
         let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
         r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
@@ -793,7 +800,7 @@ async fn authorized_call(
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.call(op, value)))?
     };
     if note.audited && !is_data_plane(op) {
-        note.response = audit::response_elements(&out.to_json());
+        note.response = out.to_json().ok().and_then(|body| audit::response_elements(&body));
     }
     Ok(protocol.output(&out))
 }
@@ -937,5 +944,16 @@ mod tests {
         );
         let e = check_auth(&None, Some("X-Amz-Algorithm=AWS4-HMAC-SHA256"), false).unwrap_err();
         assert!(e.message.unwrap().contains("must include 'X-Amz-Credential'"));
+    }
+
+    #[test]
+    fn a_response_that_cannot_be_encoded_is_an_internal_failure_not_an_empty_success() {
+        for protocol in [Protocol::Json("application/x-amz-json-1.1"), Protocol::Cbor] {
+            let r = protocol.body_or_internal(Err("no".into()));
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(r.headers()["x-amzn-ErrorType"], "InternalFailure");
+            let r = protocol.body_or_internal(Ok(b"{}".to_vec()));
+            assert_eq!(r.status(), StatusCode::OK);
+        }
     }
 }

@@ -23,7 +23,7 @@ fn open(dir: &std::path::Path, clock: &Clock) -> Service {
 async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
     let out = svc.call(op, body).await?;
-    let bytes = out.to_json();
+    let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }
 

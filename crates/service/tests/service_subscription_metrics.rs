@@ -13,7 +13,7 @@ use kinesin_wire::model::model;
 async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
     model().check_input(op, &mut body).unwrap();
     let out = svc.call(op, body).await.unwrap();
-    let bytes = out.to_json();
+    let bytes = out.to_json().unwrap();
     if bytes.is_empty() {
         Value::Null
     } else {

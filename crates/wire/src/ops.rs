@@ -534,14 +534,21 @@ pub enum Output {
 }
 
 impl Output {
-    /// The JSON body; operations without output answer an empty body, as AWS does.
-    pub fn to_json(&self) -> Vec<u8> {
+    /// The JSON body; operations without output answer an empty body, as AWS does. A failure
+    /// to encode is an error for the caller to answer (never an empty body that looks like
+    /// success).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
-            Output::Empty => Vec::new(),
+            Output::Empty => Ok(Vec::new()),
             Output::GetRecords { records, next_shard_iterator, millis_behind_latest, child_shards } => {
-                get_records_json(records, next_shard_iterator.as_deref(), *millis_behind_latest, child_shards)
+                Ok(get_records_json(
+                    records,
+                    next_shard_iterator.as_deref(),
+                    *millis_behind_latest,
+                    child_shards,
+                ))
             }
-            other => serde_json::to_vec(other).unwrap_or_default(),
+            other => serde_json::to_vec(other),
         }
     }
 
@@ -653,7 +660,10 @@ mod get_records_json_tests {
             },
         ];
         for out in cases {
-            assert_eq!(String::from_utf8(out.to_json()).unwrap(), serde_json::to_string(&out).unwrap());
+            assert_eq!(
+                String::from_utf8(out.to_json().unwrap()).unwrap(),
+                serde_json::to_string(&out).unwrap()
+            );
         }
     }
 }
