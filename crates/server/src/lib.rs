@@ -951,7 +951,7 @@ mod tests {
         for protocol in [Protocol::Json("application/x-amz-json-1.1"), Protocol::Cbor] {
             let r = protocol.body_or_internal(Err("no".into()));
             assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-            assert_eq!(r.headers()["x-amzn-ErrorType"], "InternalFailure");
+            assert_eq!(r.headers()["x-amzn-ErrorType"], ErrorKind::InternalFailure.as_str());
             let r = protocol.body_or_internal(Ok(b"{}".to_vec()));
             assert_eq!(r.status(), StatusCode::OK);
         }
