@@ -1,5 +1,6 @@
 //! Which resource an operation acts on, for authorization and the audit trail, and the resource
-//! policy that applies to it.
+//! policy that applies to it. The kind of resource is the operation table's
+//! (`kinesin_wire::operation::Op::resource`); this module finds the resource of that kind:
 //!
 //! - Stream operations (StreamName or StreamARN; CreateStream included): the stream's ARN,
 //!   `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`, built from the name when only the name is given.
@@ -28,15 +29,17 @@
 use serde_json::Value;
 
 use kinesin_service::Service;
+use kinesin_wire::operation::{Op, ResourceKind};
 use kinesin_wire::policy::{Kind, Policy};
 
 /// The members [`resource`] reads. They are validated before authorization.
 pub(crate) const NAMING_MEMBERS: &[&str] =
     &["StreamName", "StreamARN", "ConsumerName", "ConsumerARN", "ResourceARN", "ShardIterator"];
 
-/// The resource `op` acts on, per the table above. `body` has passed the type check and the
-/// validation of [`NAMING_MEMBERS`] (the rest of it is unvalidated).
-pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> String {
+/// The resource `op` acts on, per the table above (the kind is the operation table's,
+/// [`Op::resource`]). `body` has passed the type check and the validation of
+/// [`NAMING_MEMBERS`] (the rest of it is unvalidated).
+pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String {
     let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let cfg = service.config();
     let stream = || -> Option<String> {
@@ -45,25 +48,25 @@ pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> Strin
                 .map(|n| format!("arn:aws:kinesis:{}:{}:stream/{n}", cfg.region, cfg.account_id))
         })
     };
-    let resolved = match op {
-        "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" | "UpdateAccountSettings" => None,
-        "SubscribeToShard" | "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
-            match (field("ConsumerARN"), stream(), field("ConsumerName")) {
-                (Some(arn), _, _) => Some(arn.to_string()),
-                (None, Some(stream), Some(name)) => Some(
-                    service
-                        .consumer_arn(&stream, name)
-                        .await
-                        .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
-                ),
-                _ => None,
-            }
-        }
-        "GetRecords" => match field("ShardIterator") {
+    let resolved = match op.resource() {
+        ResourceKind::Any => None,
+        ResourceKind::Consumer => match (field("ConsumerARN"), stream(), field("ConsumerName")) {
+            (Some(arn), _, _) => Some(arn.to_string()),
+            (None, Some(stream), Some(name)) => Some(
+                service
+                    .consumer_arn(&stream, name)
+                    .await
+                    .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
+            ),
+            _ => None,
+        },
+        ResourceKind::IteratorStream => match field("ShardIterator") {
             Some(it) => service.iterator_stream_arn(it).await,
             None => None,
         },
-        _ => field("ResourceARN").map(str::to_string).or_else(stream),
+        ResourceKind::Stream | ResourceKind::ResourceArn => {
+            field("ResourceARN").map(str::to_string).or_else(stream)
+        }
     };
     resolved.unwrap_or_else(|| "*".to_string())
 }

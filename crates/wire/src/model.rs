@@ -120,11 +120,6 @@ impl Model {
         self.operations.contains_key(name)
     }
 
-    /// Every operation name of the model, in no particular order.
-    pub fn operation_names(&self) -> impl Iterator<Item = &str> {
-        self.operations.keys().map(String::as_str)
-    }
-
     /// Checks and normalizes `body` for operation `op` (which must exist). On success the body
     /// holds only known, non-null members of the right types.
     pub fn check_input(&self, op: &str, body: &mut Value) -> Result<(), ApiError> {
