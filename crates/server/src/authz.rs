@@ -5,6 +5,10 @@
 //! - Stream operations (StreamName or StreamARN; CreateStream included): the stream's ARN,
 //!   `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`, built from the name when only the name is given.
 //! - Tag and policy operations on a ResourceARN: that ARN (stream or consumer).
+//!
+//! Only members of the operation's input name its resource: validation drops any other member
+//! unread, so the service never acts on it (a ResourceARN beside PutRecord's StreamName names
+//! nothing).
 //! - SubscribeToShard, DescribeStreamConsumer and DeregisterStreamConsumer: the consumer's ARN,
 //!   `.../stream/NAME/consumer/CNAME:CREATION_SECONDS`; when the call names the consumer by
 //!   StreamARN and ConsumerName, the ARN of the registered consumer of that name (or
@@ -29,6 +33,7 @@
 use serde_json::Value;
 
 use kinesin_service::Service;
+use kinesin_wire::model::model;
 use kinesin_wire::operation::{Op, ResourceKind};
 use kinesin_wire::policy::{Kind, Policy};
 
@@ -40,7 +45,13 @@ pub(crate) const NAMING_MEMBERS: &[&str] =
 /// [`Op::resource`]). `body` has passed the type check and the validation of
 /// [`NAMING_MEMBERS`] (the rest of it is unvalidated).
 pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String {
-    let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    // Only the operation's own members: validation drops the others unread, so the service
+    // never acts on them, and a resource named there would authorize a call on another.
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && model().input_has_member(op.name(), name))
+    };
     let cfg = service.config();
     let stream = || -> Option<String> {
         field("StreamARN").map(str::to_string).or_else(|| {
@@ -64,9 +75,8 @@ pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String 
             Some(it) => service.iterator_stream_arn(it).await,
             None => None,
         },
-        ResourceKind::Stream | ResourceKind::ResourceArn => {
-            field("ResourceARN").map(str::to_string).or_else(stream)
-        }
+        ResourceKind::Stream => stream(),
+        ResourceKind::ResourceArn => field("ResourceARN").map(str::to_string),
     };
     resolved.unwrap_or_else(|| "*".to_string())
 }
