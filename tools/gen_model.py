@@ -34,6 +34,11 @@ def main():
     ops = {}
     for name, op in sorted(model["operations"].items()):
         ops[name] = {"input": op.get("input", {}).get("shape"), "output": op.get("output", {}).get("shape")}
+        # AWS's own plane of the operation ("control" or "data", from the endpoint rules'
+        # OperationType); crates/wire/src/operation.rs checks its table against it.
+        plane = op.get("staticContextParams", {}).get("OperationType", {}).get("value")
+        if plane:
+            ops[name]["plane"] = plane
     doc = {
         "source": "botocore %s kinesis 2013-12-02" % botocore.__version__,
         "targetPrefix": model["metadata"]["targetPrefix"],

@@ -40,6 +40,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use kinesin_wire::error::echo_to;
+use kinesin_wire::operation::Op;
 use serde_json::{json, Map, Value};
 
 /// Events waiting for the writer; beyond this they are dropped (and counted).
@@ -380,7 +381,7 @@ pub struct Caller {
 
 /// One audited request.
 pub struct Event<'a> {
-    pub op: &'a str,
+    pub op: Op,
     pub region: &'a str,
     pub account_id: &'a str,
     pub caller: &'a Caller,
@@ -432,7 +433,8 @@ impl Audit {
         let (line, truncated) = event.to_line(now_ms);
         let trail = event.trail();
         let code = event.error.map_or("", |(c, _)| c);
-        if !self.budgets[trail.index()].charge(&event.budget_key(), line.len(), event.op, code, now_ms) {
+        if !self.budgets[trail.index()].charge(&event.budget_key(), line.len(), event.op.name(), code, now_ms)
+        {
             COUNTERS.suppressed_budget[trail.index()].fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -512,7 +514,7 @@ impl Event<'_> {
         e.insert("userIdentity".into(), Value::Object(user));
         e.insert("eventTime".into(), json!(rfc3339(now_ms)));
         e.insert("eventSource".into(), json!("kinesis.amazonaws.com"));
-        e.insert("eventName".into(), cap(self.op, chars, cut));
+        e.insert("eventName".into(), cap(self.op.name(), chars, cut));
         e.insert("awsRegion".into(), json!(self.region));
         e.insert("sourceIPAddress".into(), cap(&self.caller.source_ip, chars, cut));
         e.insert("userAgent".into(), cap(self.caller.user_agent.as_deref().unwrap_or(""), chars, cut));
@@ -525,9 +527,9 @@ impl Event<'_> {
         e.insert("responseElements".into(), response.unwrap_or(Value::Null));
         e.insert("requestID".into(), json!(self.request_id));
         e.insert("eventID".into(), json!(uuid::Uuid::new_v4().to_string()));
-        e.insert("readOnly".into(), json!(is_read_only(self.op)));
+        e.insert("readOnly".into(), json!(self.op.is_read_only()));
         e.insert("eventType".into(), json!("AwsApiCall"));
-        e.insert("managementEvent".into(), json!(!crate::is_data_plane(self.op)));
+        e.insert("managementEvent".into(), json!(!self.op.is_data_plane()));
         e.insert("recipientAccountId".into(), json!(self.account_id));
         let mut line = Value::Object(e).to_string();
         line.push('\n');
@@ -541,10 +543,6 @@ pub(crate) fn response_elements(json_body: &[u8]) -> Option<Value> {
         return None;
     }
     serde_json::from_slice::<Value>(json_body).ok().filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
-}
-
-fn is_read_only(op: &str) -> bool {
-    op.starts_with("Describe") || op.starts_with("List") || op.starts_with("Get") || op == "SubscribeToShard"
 }
 
 /// The request parameters as the trail keeps them: without record data — `Data` (PutRecord) and
@@ -766,7 +764,7 @@ mod tests {
             request_parameters(&json!({"StreamName": "orders", "Data": "c2VjcmV0", "PartitionKey": "k"}));
         let c = caller();
         let e = Event {
-            op: "PutRecord",
+            op: Op::PutRecord,
             region: "us-east-1",
             account_id: "000000000000",
             caller: &c,
@@ -819,7 +817,7 @@ mod tests {
 
     fn event<'a>(c: &'a Caller, request: Option<&'a Value>, error: Option<(&'a str, &'a str)>) -> Event<'a> {
         Event {
-            op: "DescribeStreamSummary",
+            op: Op::DescribeStreamSummary,
             region: "us-east-1",
             account_id: "000000000000",
             caller: c,

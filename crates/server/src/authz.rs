@@ -1,9 +1,14 @@
 //! Which resource an operation acts on, for authorization and the audit trail, and the resource
-//! policy that applies to it.
+//! policy that applies to it. The kind of resource is the operation table's
+//! (`kinesin_wire::operation::Op::resource`); this module finds the resource of that kind:
 //!
 //! - Stream operations (StreamName or StreamARN; CreateStream included): the stream's ARN,
 //!   `arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`, built from the name when only the name is given.
 //! - Tag and policy operations on a ResourceARN: that ARN (stream or consumer).
+//!
+//! Only members of the operation's input name its resource: validation drops any other member
+//! unread, so the service never acts on it (a ResourceARN beside PutRecord's StreamName names
+//! nothing).
 //! - SubscribeToShard, DescribeStreamConsumer and DeregisterStreamConsumer: the consumer's ARN,
 //!   `.../stream/NAME/consumer/CNAME:CREATION_SECONDS`; when the call names the consumer by
 //!   StreamARN and ConsumerName, the ARN of the registered consumer of that name (or
@@ -28,16 +33,25 @@
 use serde_json::Value;
 
 use kinesin_service::Service;
+use kinesin_wire::model::model;
+use kinesin_wire::operation::{Op, ResourceKind};
 use kinesin_wire::policy::{Kind, Policy};
 
 /// The members [`resource`] reads. They are validated before authorization.
 pub(crate) const NAMING_MEMBERS: &[&str] =
     &["StreamName", "StreamARN", "ConsumerName", "ConsumerARN", "ResourceARN", "ShardIterator"];
 
-/// The resource `op` acts on, per the table above. `body` has passed the type check and the
-/// validation of [`NAMING_MEMBERS`] (the rest of it is unvalidated).
-pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> String {
-    let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+/// The resource `op` acts on, per the table above (the kind is the operation table's,
+/// [`Op::resource`]). `body` has passed the type check and the validation of
+/// [`NAMING_MEMBERS`] (the rest of it is unvalidated).
+pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String {
+    // Only the operation's own members: validation drops the others unread, so the service
+    // never acts on them, and a resource named there would authorize a call on another.
+    let field = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && model().input_has_member(op.name(), name))
+    };
     let cfg = service.config();
     let stream = || -> Option<String> {
         field("StreamARN").map(str::to_string).or_else(|| {
@@ -45,25 +59,24 @@ pub(crate) async fn resource(op: &str, body: &Value, service: &Service) -> Strin
                 .map(|n| format!("arn:aws:kinesis:{}:{}:stream/{n}", cfg.region, cfg.account_id))
         })
     };
-    let resolved = match op {
-        "ListStreams" | "DescribeLimits" | "DescribeAccountSettings" | "UpdateAccountSettings" => None,
-        "SubscribeToShard" | "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
-            match (field("ConsumerARN"), stream(), field("ConsumerName")) {
-                (Some(arn), _, _) => Some(arn.to_string()),
-                (None, Some(stream), Some(name)) => Some(
-                    service
-                        .consumer_arn(&stream, name)
-                        .await
-                        .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
-                ),
-                _ => None,
-            }
-        }
-        "GetRecords" => match field("ShardIterator") {
+    let resolved = match op.resource() {
+        ResourceKind::Any => None,
+        ResourceKind::Consumer => match (field("ConsumerARN"), stream(), field("ConsumerName")) {
+            (Some(arn), _, _) => Some(arn.to_string()),
+            (None, Some(stream), Some(name)) => Some(
+                service
+                    .consumer_arn(&stream, name)
+                    .await
+                    .unwrap_or_else(|| format!("{stream}/consumer/{name}:*")),
+            ),
+            _ => None,
+        },
+        ResourceKind::IteratorStream => match field("ShardIterator") {
             Some(it) => service.iterator_stream_arn(it).await,
             None => None,
         },
-        _ => field("ResourceARN").map(str::to_string).or_else(stream),
+        ResourceKind::Stream => stream(),
+        ResourceKind::ResourceArn => field("ResourceARN").map(str::to_string),
     };
     resolved.unwrap_or_else(|| "*".to_string())
 }

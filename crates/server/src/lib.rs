@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use kinesin_service::{Service, SubscribeEvent};
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
 use kinesin_wire::ops::Output;
 
 pub mod audit;
@@ -619,8 +620,9 @@ async fn answer(
         }
     };
     let target = header("x-amz-target").unwrap_or_default();
-    let (service_name, op) = target.split_once('.').unwrap_or((target.as_str(), ""));
-    let op_known = service_name == TARGET_PREFIX && model().has_operation(op);
+    let (service_name, op_name) = target.split_once('.').unwrap_or((target.as_str(), ""));
+    let known = if service_name == TARGET_PREFIX { Op::from_name(op_name) } else { None };
+    let op_known = known.is_some();
     if parts.method != Method::POST {
         return xml_error(
             StatusCode::FORBIDDEN,
@@ -659,16 +661,16 @@ async fn answer(
     // PutRecords in JSON, the hot path, is decoded in one pass when the body is plainly valid;
     // anything else (including every error) takes the general path.
     let fast = match protocol {
-        Protocol::Json(_) if op == "PutRecords" => kinesin_wire::fast::put_records_json(&body),
+        Protocol::Json(_) if known == Some(Op::PutRecords) => kinesin_wire::fast::put_records_json(&body),
         _ => None,
     };
-    let parsed = if fast.is_some() { Some(serde_json::Value::Null) } else { protocol.parse(op, &body) };
+    let parsed = if fast.is_some() { Some(serde_json::Value::Null) } else { protocol.parse(op_name, &body) };
     let Some(value) = parsed else {
         return protocol.error(&ApiError::bare(ErrorKind::Serialization));
     };
-    if !op_known {
+    let Some(op) = known else {
         return protocol.error(&ApiError::bare(ErrorKind::UnknownOperation));
-    }
+    };
     let audit = audit::installed();
     let mut note = Note {
         caller: audit::Caller {
@@ -685,11 +687,11 @@ async fn answer(
     let result = authorized_call(service, &parts, body, value, fast, op, protocol, &mut note).await;
     if let Err(e) = &result {
         if e.kind == ErrorKind::InternalFailure {
-            tracing::error!(op, error = %e, "internal failure");
+            tracing::error!(op = op.name(), error = %e, "internal failure");
         }
     }
     if let Some(audit) = audit {
-        if audit.wants(is_data_plane(op), note.denied) {
+        if audit.wants(op.is_data_plane(), note.denied) {
             let cfg = service.config();
             audit.record(&audit::Event {
                 op,
@@ -726,7 +728,7 @@ async fn authorized_call(
     body: Bytes,
     mut value: serde_json::Value,
     fast: Option<kinesin_wire::ops::PutRecordsInput>,
-    op: &str,
+    op: Op,
     protocol: Protocol,
     note: &mut Note,
 ) -> Result<Response<Body>, ApiError> {
@@ -761,11 +763,11 @@ async fn authorized_call(
             });
         }
         Some(_) => {}
-        None if principal.is_none() => model().check_input(op, &mut value)?,
+        None if principal.is_none() => model().check_input(op.name(), &mut value)?,
         // Authorization comes before the rest of validation (see `authz`): a malformed name is
         // answered with the whole validation error, as AWS words it.
-        None if !model().members_valid(op, &value, authz::NAMING_MEMBERS) => {
-            model().check_input(op, &mut value)?
+        None if !model().members_valid(op.name(), &value, authz::NAMING_MEMBERS) => {
+            model().check_input(op.name(), &mut value)?
         }
         None => {}
     }
@@ -778,7 +780,7 @@ async fn authorized_call(
         p.authorize(&format!("kinesis:{op}"), &resource, resource_policy.as_ref())
             .map_err(|e| refused(note, e))?;
         if fast.is_none() {
-            model().check_input(op, &mut value)?;
+            model().check_input(op.name(), &mut value)?;
             if note.audited {
                 note.params = Some(audit::request_parameters(&value));
             }
@@ -787,19 +789,21 @@ async fn authorized_call(
     if let Some(input) = fast {
         return Ok(protocol.output(&service.put_records_decoded(input).await?));
     }
-    if op == "PutResourcePolicy" {
+    if op == Op::PutResourcePolicy {
         authz::check_put_policy(&value).map_err(ApiError::invalid_argument)?;
     }
-    if op == "SubscribeToShard" {
+    if op == Op::SubscribeToShard {
         return service.subscribe_to_shard(value).await.map(|events| protocol.event_stream(events));
     }
     // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
-    let out = if is_data_plane(op) {
-        service.call(op, value).await?
+    let out = if op.is_data_plane() {
+        service.call_op(op, value).await?
     } else {
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.call(op, value)))?
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(service.call_op(op, value))
+        })?
     };
-    if note.audited && !is_data_plane(op) {
+    if note.audited && !op.is_data_plane() {
         note.response = out.to_json().ok().and_then(|body| audit::response_elements(&body));
     }
     Ok(protocol.output(&out))
@@ -839,10 +843,6 @@ fn too_large() -> Response<Body> {
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
     r.headers_mut().insert("x-amzn-ErrorType", HeaderValue::from_static("RequestEntityTooLargeException"));
     r
-}
-
-pub(crate) fn is_data_plane(op: &str) -> bool {
-    matches!(op, "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard")
 }
 
 /// Presence and shape of SigV4 credentials; `auth` verifies the signature when credentials are

@@ -6,9 +6,9 @@
 //! operation itself. The outcome is read from the response: a 2xx is a success, anything else an
 //! error whose code is the `x-amzn-ErrorType` header (the error's `__type`).
 //!
-//! Cost on the hot path: the operation set is fixed, so the counters are allocated once, one slot
-//! per operation, and a request finds its slot with a binary search over the sorted names; it then
-//! adds to a few relaxed atomics (no lock, no map, no allocation). Error codes are a fixed list
+//! Cost on the hot path: the operation set is fixed (`kinesin_wire::operation::Op`), so the
+//! counters are allocated once, one slot per operation, and a request finds its slot by its
+//! operation's index; it then adds to a few relaxed atomics (no lock, no map, no allocation). Error codes are a fixed list
 //! too, looked up only for errors.
 
 use std::fmt::Write as _;
@@ -20,7 +20,7 @@ use hyper::header::HeaderMap;
 use hyper::Response;
 use kinesin_log::{LatencyHistogram, LATENCY_BUCKETS_MS};
 use kinesin_wire::error::ErrorKind;
-use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
 
 /// The `le` bounds of `kinesin_request_duration_seconds`: [`LATENCY_BUCKETS_MS`] in seconds,
 /// written out so the text is exact.
@@ -45,8 +45,7 @@ struct OpSlot {
 }
 
 struct Table {
-    /// Operation names, sorted; `slots[i]` belongs to `names[i]`.
-    names: Vec<&'static str>,
+    /// `slots[i]` belongs to `Op::ALL[i]` (sorted by name).
     slots: Box<[OpSlot]>,
     /// The `error_code` values: every error kind, the front end's own, then [`OTHER_ERROR`].
     codes: Vec<&'static str>,
@@ -65,15 +64,13 @@ impl Table {
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut names: Vec<&'static str> = model().operation_names().collect();
-        names.sort_unstable();
-        let slots = names.iter().map(|_| OpSlot::default()).collect();
+        let slots = Op::ALL.iter().map(|_| OpSlot::default()).collect();
         let mut codes: Vec<&'static str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         codes.extend(FRONT_END_ERRORS);
         codes.sort_unstable();
         codes.push(OTHER_ERROR);
-        let errors = (0..names.len() * codes.len()).map(|_| AtomicU64::new(0)).collect();
-        Table { names, slots, codes, errors }
+        let errors = (0..Op::ALL.len() * codes.len()).map(|_| AtomicU64::new(0)).collect();
+        Table { slots, codes, errors }
     })
 }
 
@@ -89,7 +86,7 @@ impl RequestTimer {
     pub fn start(headers: &HeaderMap) -> Option<RequestTimer> {
         let target = headers.get("x-amz-target")?.to_str().ok()?;
         let op = target.strip_prefix(TARGET_PREFIX)?;
-        let op = table().names.binary_search(&op).ok()?;
+        let op = Op::from_name(op)? as usize;
         Some(RequestTimer { op, start: Instant::now() })
     }
 
@@ -118,7 +115,7 @@ pub fn render(out: &mut String) {
         "# HELP kinesin_requests_total API requests that named a known operation, by operation, whatever their outcome (validation, authentication, throttling and other errors included)."
     );
     let _ = writeln!(out, "# TYPE kinesin_requests_total counter");
-    for (name, slot) in t.names.iter().zip(t.slots.iter()) {
+    for (name, slot) in Op::ALL.iter().map(|op| op.name()).zip(t.slots.iter()) {
         let _ = writeln!(
             out,
             "kinesin_requests_total{{operation=\"{name}\"}} {}",
@@ -130,7 +127,7 @@ pub fn render(out: &mut String) {
         "# HELP kinesin_request_errors_total API requests answered with an error, by operation and error code (the x-amzn-ErrorType; {OTHER_ERROR} for an error answer without one)."
     );
     let _ = writeln!(out, "# TYPE kinesin_request_errors_total counter");
-    for (name, errors) in t.names.iter().zip(t.errors.chunks(t.codes.len())) {
+    for (name, errors) in Op::ALL.iter().map(|op| op.name()).zip(t.errors.chunks(t.codes.len())) {
         for (code, n) in t.codes.iter().zip(errors) {
             let n = n.load(Ordering::Relaxed);
             if n > 0 {
@@ -146,7 +143,7 @@ pub fn render(out: &mut String) {
         "# HELP kinesin_request_duration_seconds Time from a request's arrival to its answer being ready (errors included), by operation, in seconds."
     );
     let _ = writeln!(out, "# TYPE kinesin_request_duration_seconds histogram");
-    for (name, slot) in t.names.iter().zip(t.slots.iter()) {
+    for (name, slot) in Op::ALL.iter().map(|op| op.name()).zip(t.slots.iter()) {
         let h = slot.latency.snapshot();
         if h.count == 0 {
             continue;

@@ -28,6 +28,7 @@ use serde_json::Value;
 use kinesin_log::{Durability, Log, LogConfig, LogId};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::operation::Op;
 use kinesin_wire::ops::Output;
 use kinesin_wire::token::TokenKey;
 
@@ -130,9 +131,6 @@ pub(crate) struct State {
     pub last_throttle_log_ms: i64,
 }
 
-/// Operations that read or write records.
-const DATA_PLANE: [&str; 4] = ["PutRecord", "PutRecords", "GetShardIterator", "GetRecords"];
-
 /// The Kinesis service of one account and region.
 pub struct Service {
     pub(crate) cfg: ServiceConfig,
@@ -232,9 +230,21 @@ impl Service {
         self.state.lock().streams.len()
     }
 
-    /// Runs one operation on a body that `kinesin_wire::model` has checked.
+    /// Runs one operation, named as on the wire, on a body that `kinesin_wire::model` has
+    /// checked. A name that is not an operation of the model is answered as not implemented.
     pub async fn call(&self, op: &str, body: Value) -> Result<Output, ApiError> {
-        if DATA_PLANE.contains(&op) {
+        match Op::from_name(op) {
+            Some(op) => self.call_op(op, body).await,
+            None => {
+                self.tick_locked(self.state.lock(), false, true);
+                Err(not_yet(op))
+            }
+        }
+    }
+
+    /// Runs one operation on a body that `kinesin_wire::model` has checked.
+    pub async fn call_op(&self, op: Op, body: Value) -> Result<Output, ApiError> {
+        if op.is_data_plane() {
             // Data-plane calls never block a runtime worker on the stream table (a reshard may
             // hold it while it waits for their appends): transitions are left to the next tick.
             if let Some(st) = self.state.try_lock() {
@@ -244,49 +254,67 @@ impl Service {
             // Control-plane calls run where blocking is allowed (the server's block_in_place).
             self.tick_locked(self.state.lock(), false, true);
         }
-        if let Some(rate) = limits::control_rate_per_sec(op) {
-            self.admit_control(op, rate, &body)?;
-        }
+        self.admit_control(op, &body)?;
         match op {
-            "CreateStream" => self.create_stream(input(body)?),
-            "DeleteStream" => self.delete_stream(input(body)?),
-            "DescribeStream" => self.describe_stream(input(body)?),
-            "DescribeStreamSummary" => self.describe_stream_summary(input(body)?),
-            "ListStreams" => self.list_streams(input(body)?),
-            "ListShards" => self.list_shards(input(body)?),
-            "IncreaseStreamRetentionPeriod" => self.change_retention(input(body)?, true),
-            "DecreaseStreamRetentionPeriod" => self.change_retention(input(body)?, false),
-            "AddTagsToStream" => self.add_tags_to_stream(input(body)?),
-            "RemoveTagsFromStream" => self.remove_tags_from_stream(input(body)?),
-            "ListTagsForStream" => self.list_tags_for_stream(input(body)?),
-            "TagResource" => self.tag_resource(input(body)?),
-            "UntagResource" => self.untag_resource(input(body)?),
-            "ListTagsForResource" => self.list_tags_for_resource(input(body)?),
-            "DescribeLimits" => Ok(self.describe_limits()),
-            "DescribeAccountSettings" => Ok(self.describe_account_settings()),
-            "UpdateAccountSettings" => self.update_account_settings(input(body)?),
-            "UpdateMaxRecordSize" => self.update_max_record_size(input(body)?),
-            "EnableEnhancedMonitoring" => self.enhanced_monitoring(input(body)?, true),
-            "DisableEnhancedMonitoring" => self.enhanced_monitoring(input(body)?, false),
-            "PutResourcePolicy" => self.put_resource_policy(input(body)?),
-            "GetResourcePolicy" => self.get_resource_policy(input(body)?),
-            "DeleteResourcePolicy" => self.delete_resource_policy(input(body)?),
-            "PutRecord" => self.put_record(input(body)?).await,
-            "PutRecords" => self.put_records(input(body)?).await,
-            "GetShardIterator" => self.get_shard_iterator(input(body)?).await,
-            "GetRecords" => self.get_records(input(body)?).await,
-            "SplitShard" => self.split_shard(input(body)?),
-            "MergeShards" => self.merge_shards(input(body)?),
-            "UpdateShardCount" => self.update_shard_count(input(body)?),
-            "UpdateStreamMode" => self.update_stream_mode(input(body)?),
-            "UpdateStreamWarmThroughput" => self.update_stream_warm_throughput(input(body)?),
-            "RegisterStreamConsumer" => self.register_stream_consumer(input(body)?),
-            "DeregisterStreamConsumer" => self.deregister_stream_consumer(input(body)?),
-            "DescribeStreamConsumer" => self.describe_stream_consumer(input(body)?),
-            "ListStreamConsumers" => self.list_stream_consumers(input(body)?),
-            "StartStreamEncryption" => self.start_stream_encryption(input(body)?),
-            "StopStreamEncryption" => self.stop_stream_encryption(input(body)?),
-            other => Err(not_yet(other)),
+            Op::CreateStream => self.create_stream(input(body)?),
+            Op::DeleteStream => self.delete_stream(input(body)?),
+            Op::DescribeStream => self.describe_stream(input(body)?),
+            Op::DescribeStreamSummary => self.describe_stream_summary(input(body)?),
+            Op::ListStreams => self.list_streams(input(body)?),
+            Op::ListShards => self.list_shards(input(body)?),
+            Op::IncreaseStreamRetentionPeriod => self.change_retention(input(body)?, true),
+            Op::DecreaseStreamRetentionPeriod => self.change_retention(input(body)?, false),
+            Op::AddTagsToStream => self.add_tags_to_stream(input(body)?),
+            Op::RemoveTagsFromStream => self.remove_tags_from_stream(input(body)?),
+            Op::ListTagsForStream => self.list_tags_for_stream(input(body)?),
+            Op::TagResource => self.tag_resource(input(body)?),
+            Op::UntagResource => self.untag_resource(input(body)?),
+            Op::ListTagsForResource => self.list_tags_for_resource(input(body)?),
+            Op::DescribeLimits => Ok(self.describe_limits()),
+            Op::DescribeAccountSettings => Ok(self.describe_account_settings()),
+            Op::UpdateAccountSettings => self.update_account_settings(input(body)?),
+            Op::UpdateMaxRecordSize => self.update_max_record_size(input(body)?),
+            Op::EnableEnhancedMonitoring => self.enhanced_monitoring(input(body)?, true),
+            Op::DisableEnhancedMonitoring => self.enhanced_monitoring(input(body)?, false),
+            Op::PutResourcePolicy => self.put_resource_policy(input(body)?),
+            Op::GetResourcePolicy => self.get_resource_policy(input(body)?),
+            Op::DeleteResourcePolicy => self.delete_resource_policy(input(body)?),
+            Op::PutRecord => self.put_record(input(body)?).await,
+            Op::PutRecords => self.put_records(input(body)?).await,
+            Op::GetShardIterator => self.get_shard_iterator(input(body)?).await,
+            Op::GetRecords => self.get_records(input(body)?).await,
+            Op::SplitShard => self.split_shard(input(body)?),
+            Op::MergeShards => self.merge_shards(input(body)?),
+            Op::UpdateShardCount => self.update_shard_count(input(body)?),
+            Op::UpdateStreamMode => self.update_stream_mode(input(body)?),
+            Op::UpdateStreamWarmThroughput => self.update_stream_warm_throughput(input(body)?),
+            Op::RegisterStreamConsumer => self.register_stream_consumer(input(body)?),
+            Op::DeregisterStreamConsumer => self.deregister_stream_consumer(input(body)?),
+            Op::DescribeStreamConsumer => self.describe_stream_consumer(input(body)?),
+            Op::ListStreamConsumers => self.list_stream_consumers(input(body)?),
+            Op::StartStreamEncryption => self.start_stream_encryption(input(body)?),
+            Op::StopStreamEncryption => self.stop_stream_encryption(input(body)?),
+            // SubscribeToShard has its own entry point (`subscribe_to_shard`): its answer is a
+            // stream of events.
+            Op::SubscribeToShard
+            | Op::UpdateStreamRecordDistributionStrategy
+            | Op::AcknowledgeDeadLetterQueueRecords
+            | Op::AcknowledgeQueueRecords
+            | Op::CreateChannel
+            | Op::CreateQueue
+            | Op::DeleteChannel
+            | Op::DeleteQueue
+            | Op::DescribeChannel
+            | Op::DescribeQueue
+            | Op::ListChannels
+            | Op::ListQueues
+            | Op::ReceiveDeadLetterQueueRecords
+            | Op::ReceiveQueueRecords
+            | Op::RestoreDeadLetterQueueRecords
+            | Op::UpdateChannel
+            | Op::UpdateDeadLetterQueueRecordsVisibility
+            | Op::UpdateQueue
+            | Op::UpdateQueueRecordsVisibility => Err(not_yet(op.name())),
         }
     }
 

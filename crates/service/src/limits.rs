@@ -1,7 +1,8 @@
 //! Throughput limits (token buckets) and the per-shard traffic meters that drive on-demand scaling.
 //!
 //! Per shard, as on AWS: writes 1 MiB/s and 1,000 records/s; GetRecords 5 calls/s and 2 MiB/s;
-//! GetShardIterator 5 calls/s. Per account: control-plane call rates (reference §3.8). Each
+//! GetShardIterator 5 calls/s. Per account: control-plane call rates (reference §3.8), as the
+//! operation table gives them (`kinesin_wire::operation::Op::control_rate_per_sec`). Each
 //! bucket holds one second of its rate, so a shard that was idle absorbs a one-second burst and
 //! then settles at the rate. A record larger than the write-bytes bucket (up to the stream's
 //! MaxRecordSizeInKiB, 10 MiB at most) is admitted when the bucket is full and puts it in debt,
@@ -15,6 +16,7 @@
 
 use std::collections::HashMap;
 
+use kinesin_wire::operation::Op;
 use parking_lot::Mutex;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -85,40 +87,6 @@ impl LimitsConfig {
         }
         Ok(())
     }
-}
-
-/// Control-plane calls per second per account (reference §3.8; AWS's model documentation).
-/// Operations not listed are not rate limited.
-pub fn control_rate_per_sec(op: &str) -> Option<u32> {
-    Some(match op {
-        "CreateStream"
-        | "DeleteStream"
-        | "SplitShard"
-        | "MergeShards"
-        | "AddTagsToStream"
-        | "RemoveTagsFromStream"
-        | "ListStreams"
-        | "ListTagsForStream"
-        | "UpdateStreamMode"
-        | "UpdateAccountSettings"
-        | "DescribeAccountSettings"
-        | "UpdateStreamWarmThroughput"
-        | "TagResource"
-        | "UntagResource"
-        | "ListTagsForResource"
-        | "IncreaseStreamRetentionPeriod"
-        | "DecreaseStreamRetentionPeriod"
-        | "PutResourcePolicy"
-        | "GetResourcePolicy"
-        | "DeleteResourcePolicy"
-        | "UpdateMaxRecordSize" => 5,
-        "DescribeStream" => 10,
-        "UpdateShardCount" => 10,
-        "DescribeStreamSummary" => 20,
-        "DescribeLimits" => 1,
-        "ListShards" => 1000,
-        _ => return None,
-    })
 }
 
 /// A token bucket on a millisecond clock.
@@ -232,7 +200,7 @@ impl ShardMeter {
 pub(crate) struct Limiter {
     pub(crate) cfg: LimitsConfig,
     pub(crate) shards: Mutex<HashMap<u64, ShardMeter>>,
-    control: Mutex<HashMap<String, Bucket>>,
+    control: Mutex<HashMap<Op, Bucket>>,
 }
 
 impl Limiter {
@@ -297,16 +265,17 @@ impl Limiter {
         m.iterator_calls.try_take(1.0, now)
     }
 
-    /// Admits one control-plane call of `op` for the account.
-    pub(crate) fn admit_control(&self, op: &str, rate: u32, now: i64) -> bool {
+    /// Admits one call of `op` for the account; operations without a control-plane rate are
+    /// always admitted.
+    pub(crate) fn admit_control(&self, op: Op, now: i64) -> bool {
+        let Some(rate) = op.control_rate_per_sec() else {
+            return true;
+        };
         if !self.cfg.enabled {
             return true;
         }
         let mut control = self.control.lock();
-        control
-            .entry(op.to_string())
-            .or_insert_with(|| Bucket::new(rate as u64, rate as f64, now))
-            .try_take(1.0, now)
+        control.entry(op).or_insert_with(|| Bucket::new(rate as u64, rate as f64, now)).try_take(1.0, now)
     }
 
     /// Forgets the meters of shards whose logs are gone.
@@ -367,7 +336,7 @@ mod tests {
     fn off_admits_everything() {
         let l = Limiter::new(LimitsConfig::parse_mode("off").unwrap());
         assert!(l.admit_writes(1, &[MIB as usize; 50], 0).iter().all(|a| *a));
-        assert!((0..100).all(|_| l.admit_control("DescribeLimits", 1, 0)));
+        assert!((0..100).all(|_| l.admit_control(Op::DescribeLimits, 0)));
     }
 
     #[test]

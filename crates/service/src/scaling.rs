@@ -68,8 +68,12 @@ pub const WARM_THROUGHPUT_MIBPS_MAX: i64 = 10_240;
 
 impl Service {
     /// Control-plane call rates per account (reference §3.8).
-    pub(crate) fn admit_control(&self, op: &str, rate: u32, body: &Value) -> Result<(), ApiError> {
-        if self.limiter.admit_control(op, rate, self.clock.now_ms()) {
+    pub(crate) fn admit_control(
+        &self,
+        op: kinesin_wire::operation::Op,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        if self.limiter.admit_control(op, self.clock.now_ms()) {
             return Ok(());
         }
         let stream = body.get("StreamName").and_then(Value::as_str).map(str::to_string).or_else(|| {

@@ -9,6 +9,7 @@ pub mod fast;
 pub mod fuzzing;
 pub mod ids;
 pub mod model;
+pub mod operation;
 pub mod ops;
 pub mod policy;
 pub mod sigv4;

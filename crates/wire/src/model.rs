@@ -120,9 +120,16 @@ impl Model {
         self.operations.contains_key(name)
     }
 
-    /// Every operation name of the model, in no particular order.
-    pub fn operation_names(&self) -> impl Iterator<Item = &str> {
-        self.operations.keys().map(String::as_str)
+    /// Whether `op`'s input has a top-level member `member` (members it lacks are dropped by
+    /// [`check_input`](Model::check_input), so nothing may act on them).
+    pub fn input_has_member(&self, op: &str, member: &str) -> bool {
+        let Some(Some(input)) = self.operations.get(op) else {
+            return false;
+        };
+        match &self.shape(input).kind {
+            Kind::Structure { members, .. } => members.iter().any(|(m, _)| m == member),
+            _ => false,
+        }
     }
 
     /// Checks and normalizes `body` for operation `op` (which must exist). On success the body
@@ -624,6 +631,10 @@ mod tests {
             assert!(model().has_operation(op), "{op}");
         }
         assert!(!model().has_operation("Nope"));
+        assert!(model().input_has_member("PutRecord", "StreamARN"));
+        assert!(!model().input_has_member("PutRecord", "ResourceARN"));
+        assert!(!model().input_has_member("DescribeLimits", "StreamName"));
+        assert!(!model().input_has_member("Nope", "StreamName"));
     }
 
     #[test]
