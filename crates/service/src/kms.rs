@@ -815,27 +815,10 @@ mod tests {
 
     fn stream(incarnation: u64, data_keys: Vec<DataKeyMeta>) -> StreamMeta {
         StreamMeta {
-            name: format!("s{incarnation}"),
             incarnation,
-            created_ms: 0,
-            status: StreamStatus::Active,
-            status_until_ms: 0,
-            mode: crate::meta::StreamMode::Provisioned,
-            retention_hours: 24,
-            shards: Vec::new(),
-            tags: Default::default(),
-            shard_level_metrics: Default::default(),
             encryption_key_id: Some(ID.into()),
-            max_record_size_kib: 1024,
-            policy: None,
-            scalings_ms: Vec::new(),
-            mode_switches_ms: Vec::new(),
-            warm_throughput_mibps: None,
-            consumers: Vec::new(),
-            consumer_created_ms_last: 0,
-            pending_reshard: Vec::new(),
-            metrics: Default::default(),
             encryption: EncryptionMeta { data_keys, changes_ms: Vec::new() },
+            ..StreamMeta::for_test(&format!("s{incarnation}"), Vec::new())
         }
     }
 

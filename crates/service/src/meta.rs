@@ -446,6 +446,37 @@ impl MetaStore {
     }
 }
 
+impl StreamMeta {
+    /// An ACTIVE provisioned stream with these shards and every other field at its default, for
+    /// unit tests (struct-update syntax changes the fields a test cares about).
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, shards: Vec<ShardMeta>) -> StreamMeta {
+        StreamMeta {
+            name: name.into(),
+            incarnation: 1,
+            created_ms: 0,
+            status: StreamStatus::Active,
+            status_until_ms: 0,
+            mode: StreamMode::Provisioned,
+            retention_hours: 24,
+            shards,
+            tags: Default::default(),
+            shard_level_metrics: Default::default(),
+            encryption_key_id: None,
+            max_record_size_kib: 1024,
+            policy: None,
+            scalings_ms: Vec::new(),
+            mode_switches_ms: Vec::new(),
+            warm_throughput_mibps: None,
+            consumers: Vec::new(),
+            consumer_created_ms_last: 0,
+            pending_reshard: Vec::new(),
+            metrics: Default::default(),
+            encryption: Default::default(),
+        }
+    }
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(path: &str, key: &str, bytes: &[u8]) -> Result<T, MetaError> {
     serde_json::from_slice(bytes).map_err(|err| MetaError::Corrupt {
         path: path.to_string(),
@@ -485,29 +516,7 @@ mod tests {
                 metrics: Default::default(),
             })
             .collect();
-        StreamMeta {
-            name: "orders".into(),
-            incarnation: 1,
-            created_ms: 0,
-            status: StreamStatus::Active,
-            status_until_ms: 0,
-            mode: StreamMode::Provisioned,
-            retention_hours: 24,
-            shards,
-            tags: Default::default(),
-            shard_level_metrics: Default::default(),
-            encryption_key_id: None,
-            max_record_size_kib: 1024,
-            policy: None,
-            scalings_ms: Vec::new(),
-            mode_switches_ms: Vec::new(),
-            warm_throughput_mibps: None,
-            consumers: Vec::new(),
-            consumer_created_ms_last: 0,
-            pending_reshard: Vec::new(),
-            metrics: Default::default(),
-            encryption: Default::default(),
-        }
+        StreamMeta::for_test("orders", shards)
     }
 
     fn halves() -> Vec<(String, String)> {

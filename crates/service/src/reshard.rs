@@ -383,7 +383,6 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::StreamMode;
     use proptest::prelude::*;
 
     fn stream(n: u32) -> (StreamMeta, Counters) {
@@ -407,29 +406,7 @@ mod tests {
                 }
             })
             .collect();
-        let s = StreamMeta {
-            name: "s".into(),
-            incarnation: 1,
-            created_ms: 0,
-            status: StreamStatus::Active,
-            status_until_ms: 0,
-            mode: StreamMode::Provisioned,
-            retention_hours: 24,
-            shards,
-            tags: Default::default(),
-            shard_level_metrics: Default::default(),
-            encryption_key_id: None,
-            max_record_size_kib: 1024,
-            policy: None,
-            scalings_ms: Vec::new(),
-            mode_switches_ms: Vec::new(),
-            warm_throughput_mibps: None,
-            consumers: Vec::new(),
-            consumer_created_ms_last: 0,
-            pending_reshard: Vec::new(),
-            metrics: Default::default(),
-            encryption: Default::default(),
-        };
+        let s = StreamMeta::for_test("s", shards);
         (s, c)
     }
 
