@@ -273,6 +273,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         bail!("--tls-cert and --tls-key go together: the PEM certificate chain and its private key");
     }
 
+    let mut options = kinesin_server::ServerOptions::default();
     if let Some(path) = &args.credentials {
         let credentials = kinesin_server::auth::Credentials::load(path).map_err(|e| {
             // Name the flag; the loader's own messages start with the path, said once here.
@@ -284,19 +285,15 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             anyhow::anyhow!("--credentials {shown}: {e}")
         })?;
         tracing::info!("signatures verified against {} principals of {}", credentials.len(), path.display());
-        if kinesin_server::auth::install(credentials).is_err() {
-            bail!("credentials were installed already");
-        }
+        options.credentials = Some(credentials);
     }
 
     if let Some(origins) = &args.cors_origins {
-        let origins = kinesin_server::cors::Origins::parse(origins).map_err(anyhow::Error::msg)?;
-        if kinesin_server::cors::install(origins).is_err() {
-            bail!("CORS origins were installed already");
-        }
+        options.cors_origins =
+            Some(kinesin_server::cors::Origins::parse(origins).map_err(anyhow::Error::msg)?);
     }
 
-    let limits = server_limits(&args)?;
+    options.limits = server_limits(&args)?;
     if let Some(path) = &args.audit_log {
         use kinesin_server::audit;
         let file_bytes_max = args.audit_max_bytes.unwrap_or(audit::FILE_BYTES_MAX_DEFAULT);
@@ -335,7 +332,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             audit.budget.bytes_per_sec,
             audit.budget.burst_bytes,
         );
-        kinesin_server::audit::install(audit).map_err(anyhow::Error::msg)?;
+        options.audit = Some(audit::open(audit).map_err(anyhow::Error::msg)?);
     }
 
     // An unusable data directory is a configuration error: say so, naming the flag, before
@@ -393,7 +390,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     })?;
     let slot = kinesin_server::obs::ServiceSlot::new();
     let server =
-        runtime.spawn(kinesin_server::serve_slot(listener, tls, slot.clone(), limits, shutdown_signal()));
+        runtime.spawn(kinesin_server::serve_slot(listener, tls, slot.clone(), options, shutdown_signal()));
 
     let service = Arc::new(
         Service::open(cfg, Clock::system())

@@ -36,7 +36,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kinesin_wire::error::echo_to;
@@ -154,7 +154,8 @@ impl Trail {
     }
 }
 
-/// Counters for `/metrics`.
+/// Counters for `/metrics`, one set per trail (so per server).
+#[derive(Default)]
 struct Counters {
     written: [AtomicU64; 2],
     rotations: [AtomicU64; 2],
@@ -163,17 +164,11 @@ struct Counters {
     truncated: AtomicU64,
 }
 
-static COUNTERS: Counters = Counters {
-    written: [AtomicU64::new(0), AtomicU64::new(0)],
-    rotations: [AtomicU64::new(0), AtomicU64::new(0)],
-    suppressed_budget: [AtomicU64::new(0), AtomicU64::new(0)],
-    suppressed_queue_full: AtomicU64::new(0),
-    truncated: AtomicU64::new(0),
-};
-
-/// The audit series of `/metrics` (zeros when no trail is installed, so alerts need no guard).
-pub fn render_metrics(out: &mut String) {
-    let c = &COUNTERS;
+/// The audit series of `/metrics` of a server with `audit` as its trail (zeros when it has none,
+/// so alerts need no guard).
+pub fn render_metrics(audit: Option<&Audit>, out: &mut String) {
+    let zeros = Counters::default();
+    let c = audit.map_or(&zeros, |a| &a.shared.counters);
     let _ = writeln!(
         out,
         "# HELP kinesin_audit_suppressed_total Audit entries not written in full: over their caller's \
@@ -325,20 +320,32 @@ impl Budgets {
     }
 }
 
-/// The installed trail: the queue's sending end, the drop counter and the budgets.
+/// One server's trail: the queue's sending end and what it shares with its writer thread.
+/// Dropping it (when its server stops) ends the writer thread once the queue is written.
 pub struct Audit {
     tx: SyncSender<(Trail, String)>,
-    dropped: &'static AtomicU64,
     data_plane: bool,
-    budgets: [Budgets; 2],
+    shared: Arc<Shared>,
 }
 
-static INSTALLED: OnceLock<Audit> = OnceLock::new();
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// What the request path and the writer thread of one trail share.
+struct Shared {
+    /// Events dropped since the writer last said so in the trail.
+    dropped: AtomicU64,
+    budgets: [Budgets; 2],
+    counters: Counters,
+}
 
-/// Opens the trail and starts its writer thread; from then on every request of this process is
-/// recorded. Fails if a file cannot be opened or a trail is installed already.
-pub fn install(cfg: AuditConfig) -> Result<(), String> {
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit").field("data_plane", &self.data_plane).finish_non_exhaustive()
+    }
+}
+
+/// Opens the trail and starts its writer thread; give it to the server
+/// (`ServerOptions::audit`) whose requests it records. Fails if a file cannot be opened or the
+/// thread cannot start.
+pub fn open(cfg: AuditConfig) -> Result<Audit, String> {
     if cfg.noise_path == cfg.path {
         return Err(format!(
             "the audit log and the audit noise log are both {}; give --audit-noise-log another file",
@@ -350,22 +357,17 @@ pub fn install(cfg: AuditConfig) -> Result<(), String> {
     let noise = Writer::open(&cfg.noise_path, &cfg, Trail::Noise)
         .map_err(|e| format!("cannot open the audit noise log {}: {e}", cfg.noise_path.display()))?;
     let (tx, rx) = sync_channel(QUEUE_EVENTS_MAX);
-    let audit = Audit {
-        tx,
-        dropped: &DROPPED,
-        data_plane: cfg.data_plane,
+    let shared = Arc::new(Shared {
+        dropped: AtomicU64::new(0),
         budgets: [Budgets::new(cfg.budget), Budgets::new(cfg.budget)],
-    };
-    INSTALLED.set(audit).map_err(|_| "an audit log is installed already".to_string())?;
+        counters: Counters::default(),
+    });
+    let writer_shared = shared.clone();
     std::thread::Builder::new()
         .name("kinesin-audit".into())
-        .spawn(move || run([main, noise], rx, &DROPPED))
+        .spawn(move || run([main, noise], rx, &writer_shared))
         .map_err(|e| format!("cannot start the audit writer: {e}"))?;
-    Ok(())
-}
-
-pub(crate) fn installed() -> Option<&'static Audit> {
-    INSTALLED.get()
+    Ok(Audit { tx, data_plane: cfg.data_plane, shared })
 }
 
 /// What is known about the caller of one request.
@@ -433,19 +435,25 @@ impl Audit {
         let (line, truncated) = event.to_line(now_ms);
         let trail = event.trail();
         let code = event.error.map_or("", |(c, _)| c);
-        if !self.budgets[trail.index()].charge(&event.budget_key(), line.len(), event.op.name(), code, now_ms)
-        {
-            COUNTERS.suppressed_budget[trail.index()].fetch_add(1, Ordering::Relaxed);
+        let counters = &self.shared.counters;
+        if !self.shared.budgets[trail.index()].charge(
+            &event.budget_key(),
+            line.len(),
+            event.op.name(),
+            code,
+            now_ms,
+        ) {
+            counters.suppressed_budget[trail.index()].fetch_add(1, Ordering::Relaxed);
             return;
         }
         if truncated {
-            COUNTERS.truncated.fetch_add(1, Ordering::Relaxed);
+            counters.truncated.fetch_add(1, Ordering::Relaxed);
         }
         match self.tx.try_send((trail, line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                COUNTERS.suppressed_queue_full.fetch_add(1, Ordering::Relaxed);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                counters.suppressed_queue_full.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -608,7 +616,7 @@ fn rfc3339(ms: i64) -> String {
 
 /// The writer thread: appends each queued line to its file, summaries when due, and a
 /// `KinesinAuditEventsDropped` line after a gap.
-fn run(mut writers: [Writer; 2], rx: Receiver<(Trail, String)>, dropped: &AtomicU64) {
+fn run(mut writers: [Writer; 2], rx: Receiver<(Trail, String)>, shared: &Shared) {
     loop {
         let first = match rx.recv_timeout(WRITER_TICK) {
             Ok(x) => Some(x),
@@ -616,12 +624,12 @@ fn run(mut writers: [Writer; 2], rx: Receiver<(Trail, String)>, dropped: &Atomic
             Err(RecvTimeoutError::Disconnected) => break,
         };
         if let Some((trail, line)) = first {
-            writers[trail.index()].write(&line);
+            writers[trail.index()].write(&line, &shared.counters);
             while let Ok((trail, line)) = rx.try_recv() {
-                writers[trail.index()].write(&line);
+                writers[trail.index()].write(&line, &shared.counters);
             }
         }
-        let n = dropped.swap(0, Ordering::Relaxed);
+        let n = shared.dropped.swap(0, Ordering::Relaxed);
         if n > 0 {
             tracing::warn!(
                 dropped = n,
@@ -636,12 +644,12 @@ fn run(mut writers: [Writer; 2], rx: Receiver<(Trail, String)>, dropped: &Atomic
             })
             .to_string()
                 + "\n";
-            writers[Trail::Main.index()].write(&line);
+            writers[Trail::Main.index()].write(&line, &shared.counters);
         }
-        if let Some(audit) = installed() {
+        {
             let now_ms = crate::auth::unix_now_ms();
             for trail in [Trail::Main, Trail::Noise] {
-                let lines = audit.budgets[trail.index()].summaries(now_ms, false);
+                let lines = shared.budgets[trail.index()].summaries(now_ms, false);
                 if !lines.is_empty() {
                     tracing::warn!(
                         file = trail.label(),
@@ -651,7 +659,7 @@ fn run(mut writers: [Writer; 2], rx: Receiver<(Trail, String)>, dropped: &Atomic
                     );
                 }
                 for line in lines {
-                    writers[trail.index()].write(&line);
+                    writers[trail.index()].write(&line, &shared.counters);
                 }
             }
         }
@@ -697,16 +705,16 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, line: &str) {
+    fn write(&mut self, line: &str, counters: &Counters) {
         if self.size_bytes > 0 && self.size_bytes + line.len() as u64 > self.file_bytes_max {
-            if let Err(e) = self.rotate() {
+            if let Err(e) = self.rotate(counters) {
                 tracing::error!(error = %e, path = %self.path.display(), "audit: cannot rotate the audit log");
             }
         }
         match self.out.write_all(line.as_bytes()) {
             Ok(()) => {
                 self.size_bytes += line.len() as u64;
-                COUNTERS.written[self.trail.index()].fetch_add(1, Ordering::Relaxed);
+                counters.written[self.trail.index()].fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::error!(error = %e, path = %self.path.display(), "audit: cannot write the audit log")
@@ -716,9 +724,9 @@ impl Writer {
 
     /// `audit.log.<k>` → `audit.log.<k+1>` from the oldest down, `audit.log` → `audit.log.1`, then
     /// a new `audit.log`. With `keep = 0` the full file is simply removed.
-    fn rotate(&mut self) -> std::io::Result<()> {
+    fn rotate(&mut self, counters: &Counters) -> std::io::Result<()> {
         self.out.flush()?;
-        COUNTERS.rotations[self.trail.index()].fetch_add(1, Ordering::Relaxed);
+        counters.rotations[self.trail.index()].fetch_add(1, Ordering::Relaxed);
         let numbered = |k: u32| -> PathBuf { rotated_path(&self.path, k) };
         if self.keep == 0 {
             std::fs::remove_file(&self.path)?;
@@ -800,7 +808,7 @@ mod tests {
         let mut w = Writer::open(&path, &cfg, Trail::Main).unwrap();
         let line = format!("{}\n", "x".repeat(59));
         for _ in 0..7 {
-            w.write(&line);
+            w.write(&line, &Counters::default());
         }
         w.out.flush().unwrap();
         // 60-byte lines, 100-byte files: one line per file; 7 lines → current + 2 kept.
@@ -810,7 +818,7 @@ mod tests {
         assert!(!rotated_path(&path, 3).exists());
         let cfg0 = AuditConfig { keep: 0, ..cfg };
         let mut w = Writer::open(&path, &cfg0, Trail::Main).unwrap();
-        w.write(&line);
+        w.write(&line, &Counters::default());
         w.out.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), line);
     }

@@ -31,7 +31,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use hyper::http::request::Parts;
 use serde::Deserialize;
@@ -298,20 +297,6 @@ impl Credentials {
         }
         Ok(principal)
     }
-}
-
-static INSTALLED: OnceLock<Credentials> = OnceLock::new();
-
-/// Makes `credentials` the ones every request of this process is checked against. Once set they
-/// stay: a process-wide setting keeps the connection handlers' signatures free of it. Returns the
-/// credentials back if some were installed already.
-pub fn install(credentials: Credentials) -> Result<(), Credentials> {
-    INSTALLED.set(credentials)
-}
-
-/// The installed credentials, if any (none: signatures are not verified).
-pub(crate) fn installed() -> Option<&'static Credentials> {
-    INSTALLED.get()
 }
 
 /// Milliseconds since the Unix epoch by the system clock.

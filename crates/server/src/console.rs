@@ -43,7 +43,11 @@ fn asset(status: StatusCode, content_type: &'static str, body: Bytes, head: bool
 }
 
 /// The answer for a console path, or `None` when the request is not for the console.
-pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<Body>> {
+pub(crate) fn route<B>(
+    server: &crate::Server,
+    slot: &ServiceSlot,
+    req: &Request<B>,
+) -> Option<Response<Body>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         return None;
@@ -62,7 +66,7 @@ pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<
             Some(service) => {
                 let config = serde_json::json!({
                     "region": service.config().region,
-                    "credentials_required": crate::auth::installed().is_some(),
+                    "credentials_required": server.verifies_signatures(),
                 });
                 asset(StatusCode::OK, "application/json", Bytes::from(config.to_string()), head)
             }
@@ -85,7 +89,7 @@ mod tests {
 
     fn get(method: Method, path: &str) -> Option<Response<Body>> {
         let req = Request::builder().method(method).uri(path).body(()).unwrap();
-        route(&ServiceSlot::new(), &req)
+        route(&crate::Server::default(), &ServiceSlot::new(), &req)
     }
 
     fn content_type(r: &Response<Body>) -> &str {

@@ -27,7 +27,6 @@ use hyper::header::{
     ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use std::sync::OnceLock;
 
 use crate::Body;
 
@@ -76,19 +75,12 @@ impl Origins {
     }
 }
 
-static INSTALLED: OnceLock<Origins> = OnceLock::new();
-
-/// Sets the origins allowed for the life of the process (`--cors-origins`).
-pub fn install(origins: Origins) -> Result<(), Origins> {
-    INSTALLED.set(origins)
-}
-
-/// The origins allowed: as installed, else `*` when signatures are verified and loopback pages
-/// only when they are not.
-pub fn allowed() -> Origins {
-    match INSTALLED.get() {
-        Some(o) => o.clone(),
-        None if crate::auth::installed().is_some() => Origins::Any,
+/// The origins a server allows: `configured` (`--cors-origins`), else `*` when it verifies
+/// signatures and loopback pages only when it does not.
+pub fn allowed(configured: Option<Origins>, verifies_signatures: bool) -> Origins {
+    match configured {
+        Some(o) => o,
+        None if verifies_signatures => Origins::Any,
         None => Origins::Loopback,
     }
 }
@@ -121,7 +113,8 @@ fn allow_origin<B>(req: &Request<B>, origins: &Origins) -> Option<HeaderValue> {
 }
 
 /// One warning per 10 s at most: a developer whose page is refused sees only "CORS error" in the
-/// browser, so the server says which flag opens it.
+/// browser, so the server says which flag opens it. The limit is process-wide on purpose: it
+/// bounds the volume of the one log the servers of a process share, and carries no count.
 fn log_refused(origin: &str) {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static LAST_S: AtomicU64 = AtomicU64::new(0);
@@ -151,15 +144,15 @@ pub const EXPOSED_HEADERS: &str =
     "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date";
 
 /// The `Access-Control-Allow-Origin` the answer to this request carries, if any: it comes from
-/// a browser page of an allowed origin. Give it to [`decorate`].
-pub(crate) fn answer_origin<B>(req: &Request<B>) -> Option<HeaderValue> {
-    allow_origin(req, &allowed())
+/// a browser page of an origin in `origins`. Give it to [`decorate`].
+pub(crate) fn answer_origin<B>(req: &Request<B>, origins: &Origins) -> Option<HeaderValue> {
+    allow_origin(req, origins)
 }
 
 /// The answer to a preflight (`OPTIONS` with `Origin`), or `None` for any other request. A
 /// refused origin gets the 200 without CORS headers, which its browser reads as a refusal.
-pub(crate) fn preflight<B>(req: &Request<B>) -> Option<Response<Body>> {
-    preflight_for(req, &allowed())
+pub(crate) fn preflight<B>(req: &Request<B>, origins: &Origins) -> Option<Response<Body>> {
+    preflight_for(req, origins)
 }
 
 fn preflight_for<B>(req: &Request<B>, origins: &Origins) -> Option<Response<Body>> {

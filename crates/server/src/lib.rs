@@ -81,12 +81,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// the body budget meanwhile; after it, 408 `RequestTimeoutException` and the body is dropped.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The body read timeout of the running server (set by [`serve_slot`]).
-fn body_read_timeout() -> Duration {
-    BODY_READ_TIMEOUT_SET.get().copied().unwrap_or(BODY_READ_TIMEOUT)
-}
-static BODY_READ_TIMEOUT_SET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-
 /// HTTP/2 keep-alive pings: a peer that does not answer one within the timeout is gone.
 pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -162,6 +156,77 @@ impl ServerLimits {
     }
 }
 
+/// Everything one server is set up with besides its listeners and its service. Each server keeps
+/// its own: two servers in one process (tests, an embedding program) may differ in every one.
+#[derive(Debug, Default)]
+pub struct ServerOptions {
+    pub limits: ServerLimits,
+    /// The principals whose SigV4 signatures are verified (`--credentials`); `None`: any
+    /// well-formed signature is accepted.
+    pub credentials: Option<auth::Credentials>,
+    /// The page origins a browser may call the API from (`--cors-origins`); `None`: see
+    /// [`cors::allowed`].
+    pub cors_origins: Option<cors::Origins>,
+    /// The audit trail of this server's requests (`--audit-log`), opened by [`audit::open`].
+    pub audit: Option<audit::Audit>,
+}
+
+impl From<ServerLimits> for ServerOptions {
+    fn from(limits: ServerLimits) -> ServerOptions {
+        ServerOptions { limits, ..ServerOptions::default() }
+    }
+}
+
+/// One server's state, built when it starts and reachable from each of its connections and
+/// requests: its settings, and what its requests share (the body budget, the counters of
+/// `/metrics`).
+#[derive(Debug)]
+pub struct Server {
+    limits: ServerLimits,
+    credentials: Option<auth::Credentials>,
+    cors: cors::Origins,
+    audit: Option<audit::Audit>,
+    /// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).
+    body_budget: Semaphore,
+    connections: obs::Connections,
+    requests: opmetrics::Table,
+}
+
+impl Server {
+    pub fn new(options: ServerOptions) -> Server {
+        let cors = cors::allowed(options.cors_origins, options.credentials.is_some());
+        Server {
+            limits: options.limits,
+            credentials: options.credentials,
+            cors,
+            audit: options.audit,
+            body_budget: Semaphore::new(REQUEST_BODIES_BYTES_MAX / 1024),
+            connections: obs::Connections::default(),
+            requests: opmetrics::Table::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
+    /// Whether requests must be signed by one of the configured principals.
+    pub fn verifies_signatures(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Connections refused for `--max-connections-per-ip` since the server started.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections.refused_total()
+    }
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server::new(ServerOptions::default())
+    }
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve(listener: TcpListener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
     serve_all(listener, None, service, shutdown).await
@@ -212,17 +277,19 @@ pub async fn serve_with(
     serve_slot(listener, tls, obs::ServiceSlot::filled(service), limits, shutdown).await
 }
 
-/// As [`serve_with`], for a service that may still be recovering: health checks answer at once,
-/// API requests wait until `slot` is filled (see [`obs`]).
+/// As [`serve_with`] with all of a server's `options` (or just its limits), for a service that
+/// may still be recovering: health checks answer at once, API requests wait until `slot` is
+/// filled (see [`obs`]).
 pub async fn serve_slot(
     listener: TcpListener,
     tls: Option<TlsListener>,
     slot: Arc<obs::ServiceSlot>,
-    limits: ServerLimits,
+    options: impl Into<ServerOptions>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let _ = BODY_READ_TIMEOUT_SET.set(limits.body_read_timeout);
-    let builder = Arc::new(builder(&limits));
+    let server = Arc::new(Server::new(options.into()));
+    let limits = &server.limits;
+    let builder = Arc::new(builder(limits));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     let per_client = conn::PerClient::new(limits.connections_per_ip());
@@ -253,28 +320,32 @@ pub async fn serve_slot(
         };
         let Some(client_slot) = per_client.try_acquire(peer.ip()) else {
             // The global permit goes back at once: one address cannot hold every slot.
-            refuse(stream, peer, secure, per_client.max(), &lingering);
+            refuse(stream, peer, secure, per_client.max(), &lingering, &server.connections);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let activity = conn::Activity::new();
         let stream = conn::Tracked::new(stream, activity.clone());
-        let counted = obs::ConnectionGuard::new();
+        let counted = obs::ConnectionGuard::new(&server);
         let slot = slot.clone();
+        let handler_server = server.clone();
         let handler_activity = activity.clone();
         let handler = hyper::service::service_fn(move |req| {
             let slot = slot.clone();
+            let server = handler_server.clone();
             // Counts the request as in flight until its response body is finished or dropped.
             let guard = handler_activity.begin();
             async move {
-                if let Some(resp) = obs::route(&slot, &req).or_else(|| console::route(&slot, &req)) {
+                if let Some(resp) =
+                    obs::route(&server, &slot, &req).or_else(|| console::route(&server, &slot, &req))
+                {
                     return Ok::<_, Infallible>(resp);
                 }
                 let svc = match slot.get() {
                     Some(s) => s.clone(),
                     None => slot.wait().await,
                 };
-                let resp = handle(&svc, req, peer).await;
+                let resp = handle(&server, &svc, req, peer).await;
                 Ok::<_, Infallible>(resp.map(|b| BodyExt::boxed(conn::HeldBody::new(b, guard))))
             }
         });
@@ -342,9 +413,9 @@ fn refuse(
     secure: bool,
     per_ip_max: usize,
     lingering: &Arc<Semaphore>,
+    connections: &obs::Connections,
 ) {
-    obs::connection_refused();
-    log_refusal(peer, per_ip_max);
+    connections.refused(peer, per_ip_max);
     if secure {
         return;
     }
@@ -399,29 +470,6 @@ fn drain_ready(stream: &tokio::net::TcpStream) {
     }
 }
 
-/// One warning per second at most while connections are refused, with the count since the last.
-fn log_refusal(peer: SocketAddr, per_ip_max: usize) {
-    static LAST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    static SINCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    use std::sync::atomic::Ordering::Relaxed;
-    let since = SINCE.fetch_add(1, Relaxed) + 1;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let last = LAST_MS.load(Relaxed);
-    if now_ms.saturating_sub(last) >= 1000 && LAST_MS.compare_exchange(last, now_ms, Relaxed, Relaxed).is_ok()
-    {
-        SINCE.store(0, Relaxed);
-        tracing::warn!(
-            client = %peer.ip(),
-            refused = since,
-            "refused {since} connection(s) over --max-connections-per-ip {per_ip_max} (latest from {})",
-            peer.ip()
-        );
-    }
-}
-
 /// Accepts on `listener`, or never resolves when there is none.
 async fn accept_optional(
     listener: Option<&TcpListener>,
@@ -432,17 +480,22 @@ async fn accept_optional(
     }
 }
 
-/// The answer to one request.
-pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// The answer of `server` to one request.
+pub async fn handle(
+    server: &Server,
+    service: &Arc<Service>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    if let Some(mut resp) = cors::preflight(&req) {
+    if let Some(mut resp) = cors::preflight(&req, &server.cors) {
         // AWS sends a request id with a preflight answer, but no x-amz-id-2.
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-amzn-RequestId", v);
         }
         return resp;
     }
-    let cors_origin = cors::answer_origin(&req);
+    let cors_origin = cors::answer_origin(&req, &server.cors);
     tracing::debug!(
         version = ?req.version(),
         target = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -450,9 +503,9 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>, peer: Socket
         "request"
     );
     let timer = opmetrics::RequestTimer::start(req.headers());
-    let mut resp = answer(service, req, peer, &request_id).await;
+    let mut resp = answer(server, service, req, peer, &request_id).await;
     if let Some(timer) = timer {
-        timer.finish(&resp);
+        timer.finish(&server.requests, &resp);
     }
     let h = resp.headers_mut();
     if let Some(origin) = cors_origin {
@@ -590,6 +643,7 @@ impl Protocol {
 }
 
 async fn answer(
+    server: &Server,
     service: &Arc<Service>,
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -602,13 +656,14 @@ async fn answer(
         return too_large();
     }
     let reserved_kib = declared_bytes.unwrap_or(REQUEST_BODY_BYTES_MAX as u64).div_ceil(1024).max(1) as u32;
-    let Ok(_body_budget) = body_budget().acquire_many(reserved_kib).await else {
+    let Ok(_body_budget) = server.body_budget.acquire_many(reserved_kib).await else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, Bytes::new());
     };
+    let body_read_timeout = server.limits.body_read_timeout;
     let collected =
-        tokio::time::timeout(body_read_timeout(), Limited::new(body, REQUEST_BODY_BYTES_MAX).collect());
+        tokio::time::timeout(body_read_timeout, Limited::new(body, REQUEST_BODY_BYTES_MAX).collect());
     let Ok(collected) = collected.await else {
-        return request_timeout();
+        return request_timeout(body_read_timeout);
     };
     let body = match collected {
         Ok(b) => b.to_bytes(),
@@ -671,7 +726,7 @@ async fn answer(
     let Some(op) = known else {
         return protocol.error(&ApiError::bare(ErrorKind::UnknownOperation));
     };
-    let audit = audit::installed();
+    let audit = server.audit.as_ref();
     let mut note = Note {
         caller: audit::Caller {
             arn: None,
@@ -684,7 +739,7 @@ async fn answer(
         denied: false,
         audited: audit.is_some(),
     };
-    let result = authorized_call(service, &parts, body, value, fast, op, protocol, &mut note).await;
+    let result = authorized_call(server, service, &parts, body, value, fast, op, protocol, &mut note).await;
     if let Err(e) = &result {
         if e.kind == ErrorKind::InternalFailure {
             tracing::error!(op = op.name(), error = %e, "internal failure");
@@ -723,6 +778,7 @@ struct Note {
 /// validation, then the operation (see `authz` for why authorization comes first).
 #[allow(clippy::too_many_arguments)] // the request's parts, each used once; a struct would only rename them
 async fn authorized_call(
+    server: &Server,
     service: &Arc<Service>,
     parts: &hyper::http::request::Parts,
     body: Bytes,
@@ -745,7 +801,7 @@ async fn authorized_call(
     .map_err(|e| refused(note, e))?;
     // With credentials configured, the signature must verify over the exact bytes received.
     let mut principal = None;
-    if let Some(credentials) = auth::installed() {
+    if let Some(credentials) = &server.credentials {
         let p = credentials
             .verify(parts, &body, &service.config().region, auth::unix_now())
             .map_err(|e| refused(note, e))?;
@@ -809,19 +865,13 @@ async fn authorized_call(
     Ok(protocol.output(&out))
 }
 
-/// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).
-fn body_budget() -> &'static Semaphore {
-    static BUDGET: std::sync::OnceLock<Semaphore> = std::sync::OnceLock::new();
-    BUDGET.get_or_init(|| Semaphore::new(REQUEST_BODIES_BYTES_MAX / 1024))
-}
-
-/// 408 for a body not received within the body read timeout; the connection is closed.
-fn request_timeout() -> Response<Body> {
+/// 408 for a body not received within the body read `timeout`; the connection is closed.
+fn request_timeout(timeout: Duration) -> Response<Body> {
     let body = serde_json::json!({
         "__type": "RequestTimeoutException",
         "message": format!(
             "The request body did not arrive within {} s of its headers; send it faster or split the request.",
-            body_read_timeout().as_secs()
+            timeout.as_secs()
         ),
     });
     let mut r = plain(StatusCode::REQUEST_TIMEOUT, Bytes::from(body.to_string()));

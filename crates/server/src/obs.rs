@@ -27,30 +27,67 @@ pub const PATH_READY: &str = "/health/ready";
 pub const PATH_HEALTH: &str = "/health";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// HTTP connections open now and accepted since start (both listeners).
-static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
-static CONNECTIONS_ACCEPTED: AtomicU64 = AtomicU64::new(0);
-/// Connections turned away for `--max-connections-per-ip`.
-static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn connection_refused() {
-    CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed);
+/// One server's connection counters (both its listeners).
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    /// Open now.
+    open: AtomicI64,
+    /// Accepted since the server started.
+    accepted: AtomicU64,
+    /// Turned away for `--max-connections-per-ip`.
+    refused: AtomicU64,
+    /// For the refusal warning: when it was last written (ms since the epoch), and the
+    /// refusals since.
+    refusal_logged_ms: AtomicU64,
+    refusals_unlogged: AtomicU64,
 }
 
-/// Counts one connection while it lives.
-pub(crate) struct ConnectionGuard(());
+impl Connections {
+    /// Counts a connection refused for `--max-connections-per-ip` from `peer`, and warns at most
+    /// once per second with the count since the last warning.
+    pub(crate) fn refused(&self, peer: std::net::SocketAddr, per_ip_max: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.refused.fetch_add(1, Relaxed);
+        let since = self.refusals_unlogged.fetch_add(1, Relaxed) + 1;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let last = self.refusal_logged_ms.load(Relaxed);
+        if now_ms.saturating_sub(last) >= 1000
+            && self.refusal_logged_ms.compare_exchange(last, now_ms, Relaxed, Relaxed).is_ok()
+        {
+            self.refusals_unlogged.store(0, Relaxed);
+            tracing::warn!(
+                client = %peer.ip(),
+                refused = since,
+                "refused {since} connection(s) over --max-connections-per-ip {per_ip_max} (latest from {})",
+                peer.ip()
+            );
+        }
+    }
+
+    /// Connections refused for `--max-connections-per-ip` since the server started.
+    pub(crate) fn refused_total(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one connection of a server while it lives.
+pub(crate) struct ConnectionGuard(Arc<crate::Server>);
 
 impl ConnectionGuard {
-    pub(crate) fn new() -> ConnectionGuard {
-        CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
-        CONNECTIONS_ACCEPTED.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(())
+    pub(crate) fn new(server: &Arc<crate::Server>) -> ConnectionGuard {
+        let c = &server.connections;
+        c.open.fetch_add(1, Ordering::Relaxed);
+        c.accepted.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(server.clone())
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        self.0.connections.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -108,8 +145,12 @@ fn text(status: StatusCode, content_type: &'static str, body: String, head: bool
     r
 }
 
-/// The answer for an operational endpoint, or `None` when the request is for the API.
-pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<Body>> {
+/// The answer for an operational endpoint of `server`, or `None` when the request is for the API.
+pub(crate) fn route<B>(
+    server: &crate::Server,
+    slot: &ServiceSlot,
+    req: &Request<B>,
+) -> Option<Response<Body>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         return None;
@@ -136,7 +177,7 @@ pub(crate) fn route<B>(slot: &ServiceSlot, req: &Request<B>) -> Option<Response<
         }),
         PATH_METRICS => Some(match slot.get() {
             Some(service) => {
-                let body = tokio::task::block_in_place(|| render(service));
+                let body = tokio::task::block_in_place(|| render(server, service));
                 text(StatusCode::OK, PROMETHEUS_TEXT, body, head)
             }
             None => text(StatusCode::SERVICE_UNAVAILABLE, plain, "recovering\n".into(), head),
@@ -155,36 +196,29 @@ fn wants_html<B>(req: &Request<B>) -> bool {
         .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")))
 }
 
-/// The whole `/metrics` page: the service's metrics, then the front end's.
-pub fn render(service: &Service) -> String {
+/// The whole `/metrics` page of `server`: the service's metrics, then the front end's.
+pub fn render(server: &crate::Server, service: &Service) -> String {
+    let c = &server.connections;
     let mut out = String::with_capacity(64 * 1024);
     service.render_metrics(&mut out);
     let _ =
         writeln!(out, "# HELP kinesin_http_connections HTTP connections open now (plain and TLS listeners).");
     let _ = writeln!(out, "# TYPE kinesin_http_connections gauge");
-    let _ = writeln!(out, "kinesin_http_connections {}", CONNECTIONS_OPEN.load(Ordering::Relaxed));
+    let _ = writeln!(out, "kinesin_http_connections {}", c.open.load(Ordering::Relaxed));
     let _ = writeln!(
         out,
         "# HELP kinesin_http_connections_accepted_total HTTP connections accepted since start."
     );
     let _ = writeln!(out, "# TYPE kinesin_http_connections_accepted_total counter");
-    let _ = writeln!(
-        out,
-        "kinesin_http_connections_accepted_total {}",
-        CONNECTIONS_ACCEPTED.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "kinesin_http_connections_accepted_total {}", c.accepted.load(Ordering::Relaxed));
     let _ = writeln!(
         out,
         "# HELP kinesin_http_connections_refused_total HTTP connections turned away because their client address held --max-connections-per-ip already."
     );
     let _ = writeln!(out, "# TYPE kinesin_http_connections_refused_total counter");
-    let _ = writeln!(
-        out,
-        "kinesin_http_connections_refused_total {}",
-        CONNECTIONS_REFUSED.load(Ordering::Relaxed)
-    );
-    crate::audit::render_metrics(&mut out);
-    crate::opmetrics::render(&mut out);
+    let _ = writeln!(out, "kinesin_http_connections_refused_total {}", c.refused.load(Ordering::Relaxed));
+    crate::audit::render_metrics(server.audit.as_ref(), &mut out);
+    crate::opmetrics::render(&server.requests, &mut out);
     crate::process::render(&mut out);
     out
 }
@@ -198,7 +232,7 @@ mod tests {
         if let Some(a) = accept {
             b = b.header("accept", a);
         }
-        route(&ServiceSlot::new(), &b.body(()).unwrap())
+        route(&crate::Server::default(), &ServiceSlot::new(), &b.body(()).unwrap())
     }
 
     #[test]

@@ -13,7 +13,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use hyper::header::HeaderMap;
@@ -44,7 +43,8 @@ struct OpSlot {
     latency: LatencyHistogram,
 }
 
-struct Table {
+/// One server's request counters.
+pub struct Table {
     /// `slots[i]` belongs to `Op::ALL[i]` (sorted by name).
     slots: Box<[OpSlot]>,
     /// The `error_code` values: every error kind, the front end's own, then [`OTHER_ERROR`].
@@ -61,9 +61,8 @@ impl Table {
     }
 }
 
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
+impl Default for Table {
+    fn default() -> Table {
         let slots = Op::ALL.iter().map(|_| OpSlot::default()).collect();
         let mut codes: Vec<&'static str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         codes.extend(FRONT_END_ERRORS);
@@ -71,7 +70,13 @@ fn table() -> &'static Table {
         codes.push(OTHER_ERROR);
         let errors = (0..Op::ALL.len() * codes.len()).map(|_| AtomicU64::new(0)).collect();
         Table { slots, codes, errors }
-    })
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table").field("operations", &self.slots.len()).finish_non_exhaustive()
+    }
 }
 
 /// One request being timed; [`RequestTimer::finish`] counts it.
@@ -93,8 +98,7 @@ impl RequestTimer {
     /// Counts the request with the outcome of `resp` (its status and `x-amzn-ErrorType`) and
     /// the time since [`start`](RequestTimer::start): until the response's head was ready, so a
     /// SubscribeToShard is timed until its subscription started, not for its whole life.
-    pub fn finish<B>(self, resp: &Response<B>) {
-        let t = table();
+    pub fn finish<B>(self, t: &Table, resp: &Response<B>) {
         let slot = &t.slots[self.op];
         slot.latency.observe(self.start.elapsed());
         slot.requests.fetch_add(1, Ordering::Relaxed);
@@ -108,8 +112,7 @@ impl RequestTimer {
 /// Appends the request families, in Prometheus text format, to `out`: the request counter of
 /// every operation (0 included, so alerts see the series from the start), the error counters
 /// that are not 0, and the latency histogram of the operations called at least once.
-pub fn render(out: &mut String) {
-    let t = table();
+pub fn render(t: &Table, out: &mut String) {
     let _ = writeln!(
         out,
         "# HELP kinesin_requests_total API requests that named a known operation, by operation, whatever their outcome (validation, authentication, throttling and other errors included)."
@@ -182,7 +185,7 @@ mod tests {
 
     #[test]
     fn every_error_kind_has_its_code() {
-        let t = table();
+        let t = Table::default();
         for k in ErrorKind::ALL {
             assert_eq!(t.codes[t.code_index(k.as_str())], k.as_str());
         }
@@ -199,14 +202,15 @@ mod tests {
     fn known_operations_are_counted_unknown_ones_not() {
         let mut h = HeaderMap::new();
         h.insert("x-amz-target", "Kinesis_20131202.DescribeLimits".parse().unwrap());
+        let table = Table::default();
         let t = RequestTimer::start(&h).expect("a known operation");
         let mut resp = Response::new(());
         *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
         resp.headers_mut().insert("x-amzn-ErrorType", "LimitExceededException".parse().unwrap());
-        t.finish(&resp);
-        RequestTimer::start(&h).unwrap().finish(&Response::new(()));
+        t.finish(&table, &resp);
+        RequestTimer::start(&h).unwrap().finish(&table, &Response::new(()));
         let mut out = String::new();
-        render(&mut out);
+        render(&table, &mut out);
         assert!(out.contains("kinesin_requests_total{operation=\"DescribeLimits\"} 2\n"), "{out}");
         assert!(out.contains(
             "kinesin_request_errors_total{operation=\"DescribeLimits\",error_code=\"LimitExceededException\"} 1\n"
@@ -235,11 +239,14 @@ mod tests {
         let mut err = Response::new(());
         *err.status_mut() = hyper::StatusCode::BAD_REQUEST;
         err.headers_mut().insert("x-amzn-ErrorType", "ValidationException".parse().unwrap());
+        let table = Table::default();
         for (what, resp) in [("success", &ok), ("error", &err)] {
             let n = 2_000_000;
             let start = Instant::now();
             for _ in 0..n {
-                RequestTimer::start(std::hint::black_box(&h)).unwrap().finish(std::hint::black_box(resp));
+                RequestTimer::start(std::hint::black_box(&h))
+                    .unwrap()
+                    .finish(&table, std::hint::black_box(resp));
             }
             println!("{what}: {:.1} ns per request", start.elapsed().as_nanos() as f64 / n as f64);
         }

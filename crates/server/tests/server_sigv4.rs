@@ -1,7 +1,6 @@
 //! Verified signatures through a real socket, over both HTTP versions. HTTP/2 requests carry no
 //! Host header — the SDKs sign `:authority` as `host` — so a server that looked only at the Host
 //! header would refuse every signed HTTP/2 request (the Java SDK's) while boto3 kept working.
-//! Credentials are process-wide, hence this test binary of its own.
 
 use std::sync::Arc;
 
@@ -11,8 +10,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 
-use kinesin_server::auth::{self, Credentials};
-use kinesin_server::serve;
+use kinesin_server::auth::Credentials;
+use kinesin_server::{obs::ServiceSlot, serve_slot, ServerOptions};
 use kinesin_service::{Clock, Service, ServiceConfig};
 use kinesin_wire::sigv4;
 
@@ -59,14 +58,14 @@ async fn signed_requests_over_http1_and_http2() {
         "[[principal]]\narn = \"arn:aws:iam::000000000000:user/h2\"\naccess_key_id = \"{KEY}\"\nsecret_access_key = \"{SECRET}\"\n"
     ))
     .unwrap();
-    auth::install(creds).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let service =
         Arc::new(Service::open(ServiceConfig::new(dir.path().join("data")), Clock::system()).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, service, async {
+    let options = ServerOptions { credentials: Some(creds), ..ServerOptions::default() };
+    let task = tokio::spawn(serve_slot(listener, None, ServiceSlot::filled(service), options, async {
         let _ = stopped.await;
     }));
     let authority = addr.to_string();
