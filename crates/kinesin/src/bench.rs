@@ -23,6 +23,10 @@
 //! derived from the key and date but not over the payload: kinesin (and the peers) do not verify
 //! signatures, and hashing every 700 KB body would spend client CPU the server needs.
 
+// TODO(issue 14): the lead removes this once the bench helper's branch is merged and its
+// unwrap/expect sites are handled (denied workspace-wide by [workspace.lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

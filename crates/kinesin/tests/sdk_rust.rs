@@ -7,6 +7,8 @@
 //! accept kinesin's responses — including SubscribeToShard's event stream, which the SDK decodes
 //! frame by frame with CRC checks — and that errors map to the SDK's typed errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

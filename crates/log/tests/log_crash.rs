@@ -5,6 +5,8 @@
 //! byte is detected and never served, and a full disk fails appends cleanly without harming
 //! earlier data or later appends.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

@@ -4,6 +4,8 @@
 //! `encrypted` flag, that a batch whose generation is not given fails the read instead of being
 //! taken for damage, and that ciphertext changed on disk (checksum fixed up) is never served.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use common::{open_sim, records, runtime, sim_config, tag};

@@ -4,6 +4,8 @@
 //! Regenerate (only when adding a new fixture version, never to paper over a break) with
 //! `cargo test -p kinesin-log --test log_format_fixture -- --ignored generate`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::path::{Path, PathBuf};
 
 use kinesin_log::{BatchKey, Log, LogConfig, LogId, RecordIn};

@@ -4,6 +4,8 @@
 //! storage); and that sequential appends, which cannot share, do pay one round each (so the
 //! counting is real).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! acknowledged in the last interval (anything older is on disk), what survives is whole appends
 //! with consecutive indexes, and the sync rate follows the clock, not the append rate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

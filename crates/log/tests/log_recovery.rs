@@ -4,6 +4,8 @@
 //! `INDEX_CHECKPOINT_BYTES`), and that a damaged or missing index falls back to a scan that
 //! serves the same records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! appended reads back the same before and after a restart, sequence indexes and arrival times
 //! follow the documented rules, and trim, delete and the read limits behave as specified.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::sync::Arc;

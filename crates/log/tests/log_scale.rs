@@ -5,6 +5,8 @@
 //! filesystem, how long creating 1,000 logs takes and the process RSS with 10,000 empty logs:
 //! `cargo test --release -p kinesin-log --test log_scale -- --ignored --nocapture`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::path::PathBuf;

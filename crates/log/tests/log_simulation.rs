@@ -9,6 +9,8 @@
 //! with `KINESIN_LOG_SIM_SEEDS=<count>` (default 40) and longer runs with
 //! `KINESIN_LOG_SIM_STEPS=<steps>` (default 300).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

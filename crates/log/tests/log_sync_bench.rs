@@ -6,6 +6,8 @@
 //! `cargo test -p kinesin-log --test log_sync_bench -- --ignored --nocapture`.
 //! `KINESIN_SYNC_BENCH_FILES` sets the file count (default 1000); `KINESIN_SYNC_BENCH_DIR` picks the directory (default: a temporary one under the target dir).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;

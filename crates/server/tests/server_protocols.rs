@@ -3,6 +3,8 @@
 //! preface over TLS without negotiating), and CBOR requests, responses and errors. Pins the
 //! regressions that would make the Java SDK fail while boto3 (JSON, HTTP/1.1) still passes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! Host header — the SDKs sign `:authority` as `host` — so a server that looked only at the Host
 //! header would refuse every signed HTTP/2 request (the Java SDK's) while boto3 kept working.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -3,6 +3,8 @@
 //! so a second server silently kept the first one's). Both serve the same service; every check
 //! asks both servers the same thing and expects each to answer by its own settings.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

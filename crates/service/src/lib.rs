@@ -6,6 +6,10 @@
 //! stream snapshot (`Arc<StreamMeta>`); appends and reads run outside it. Control-plane calls hold
 //! it across their metadata commit, which serializes them (as AWS's low control-plane rates do).
 
+// TODO(issue 14): remove after the typed-boundary merge (unwrap/expect are denied workspace-wide,
+// see [workspace.lints] in Cargo.toml; this crate is being rewritten on other branches).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod consumers;
 mod control;
 mod data;

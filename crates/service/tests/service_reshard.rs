@@ -4,6 +4,8 @@
 //! after a one-second burst; PutRecords fails only the records over the limit; a hot on-demand
 //! shard is split by `tick` alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use base64::Engine;
 use serde_json::{json, Value};
 

@@ -2,6 +2,8 @@
 //! iterator expiry and tampering, incarnations (an old iterator never reads a re-created stream),
 //! retention (expired records are not served), status transitions, routing, persistence.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use serde_json::{json, Value};
 
 use kinesin_service::{Clock, Service, ServiceConfig};

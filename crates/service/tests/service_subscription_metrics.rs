@@ -2,6 +2,8 @@
 //! `kinesin_subscription_millis_behind_latest` series per live subscription (consumer and
 //! shard), the MillisBehindLatest of the latest event sent to it. The web console reads it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //! that panics again fails the ordinary test run without nightly or cargo-fuzz. A short
 //! random-bytes run per entry point adds inputs the corpus lacks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::path::PathBuf;
 
 use kinesin_wire::fuzzing;

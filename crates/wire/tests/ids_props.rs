@@ -5,6 +5,8 @@
 //! the whole hash key space so every record has exactly one shard, and a sealed token that was
 //! changed in any single character is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use kinesin_wire::ids::{HashKey, HashKeyRange, SequenceNumber, ShardId};
 use kinesin_wire::token::{
     seal, unseal, PageToken, ShardIteratorToken, TokenError, TokenKey, TokenKind, MAX_PAGE_TOKEN_DATA_BYTES,

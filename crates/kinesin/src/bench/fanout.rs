@@ -11,6 +11,10 @@
 //! response to the client, count as 0) and send-to-event. A subscription that ends (AWS and
 //! kinesin end them after 5 minutes) is renewed from its last ContinuationSequenceNumber.
 
+// TODO(issue 14): the lead removes this once the bench helper's branch is merged and its
+// unwrap/expect sites are handled (denied workspace-wide by [workspace.lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
