@@ -214,11 +214,6 @@ impl Server {
     pub fn verifies_signatures(&self) -> bool {
         self.credentials.is_some()
     }
-
-    /// Connections refused for `--max-connections-per-ip` since the server started.
-    pub fn connections_refused(&self) -> u64 {
-        self.connections.refused_total()
-    }
 }
 
 impl Default for Server {

@@ -66,11 +66,6 @@ impl Connections {
             );
         }
     }
-
-    /// Connections refused for `--max-connections-per-ip` since the server started.
-    pub(crate) fn refused_total(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
 }
 
 /// Counts one connection of a server while it lives.
