@@ -76,13 +76,9 @@ async fn generate_data_dir() {
     let svc = open(&dir, &clock);
     call(&svc, "CreateStream", json!({"StreamName": STREAM, "ShardCount": 1})).await.unwrap();
     call(&svc, "AddTagsToStream", json!({"StreamName": STREAM, "Tags": {"team": "format"}})).await.unwrap();
-    call(
-        &svc,
-        "UpdateAccountSettings",
-        json!({"MinimumThroughputBillingCommitment": {"Status": "ENABLED"}}),
-    )
-    .await
-    .unwrap();
+    call(&svc, "UpdateAccountSettings", json!({"MinimumThroughputBillingCommitment": {"Status": "ENABLED"}}))
+        .await
+        .unwrap();
     let records = expected_records();
     for (i, (pk, data)) in records[0].1.iter().enumerate() {
         if i == 3 {
@@ -160,7 +156,10 @@ async fn read_back(name: &str) {
     assert_eq!(range(0), ("0".to_string(), max.clone()), "{name}");
     assert_eq!(range(1), ("0".to_string(), (SPLIT_AT - 1).to_string()), "{name}");
     assert_eq!(range(2), (SPLIT_AT.to_string(), max), "{name}");
-    assert!(shards[0]["SequenceNumberRange"]["EndingSequenceNumber"].is_string(), "{name}: the parent is closed");
+    assert!(
+        shards[0]["SequenceNumberRange"]["EndingSequenceNumber"].is_string(),
+        "{name}: the parent is closed"
+    );
     for child in &shards[1..] {
         assert_eq!(child["ParentShardId"], "shardId-000000000000", "{name}");
         assert!(child["SequenceNumberRange"]["EndingSequenceNumber"].is_null(), "{name}: children are open");
@@ -180,7 +179,8 @@ async fn read_back(name: &str) {
             .unwrap()
             .iter()
             .map(|r| {
-                let data = base64::engine::general_purpose::STANDARD.decode(r["Data"].as_str().unwrap()).unwrap();
+                let data =
+                    base64::engine::general_purpose::STANDARD.decode(r["Data"].as_str().unwrap()).unwrap();
                 (r["PartitionKey"].as_str().unwrap().to_string(), String::from_utf8(data).unwrap())
             })
             .collect();
