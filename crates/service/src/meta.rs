@@ -543,16 +543,18 @@ fn check_stream(key: &str, stream: &StreamMeta) -> Result<(), String> {
     if stream.name != key {
         return Err(format!("the document names stream {:?} but is stored under {key:?}", stream.name));
     }
-    let mut log_ids = BTreeSet::new();
-    for (i, shard) in stream.shards.iter().enumerate() {
-        // Lookups binary-search the shards by index.
-        if i > 0 && stream.shards[i - 1].index >= shard.index {
+    // Lookups binary-search the shards by index.
+    for pair in stream.shards.windows(2) {
+        if pair[0].index >= pair[1].index {
             return Err(format!(
                 "shard {} is listed after shard {}: shards must be in index order",
-                shard.id(),
-                stream.shards[i - 1].id()
+                pair[1].id(),
+                pair[0].id()
             ));
         }
+    }
+    let mut log_ids = BTreeSet::new();
+    for shard in &stream.shards {
         for (what, parent) in [("parent", shard.parent), ("adjacent_parent", shard.adjacent_parent)] {
             if let Some(p) = parent {
                 if p >= shard.index || stream.shard(p).is_none() {
