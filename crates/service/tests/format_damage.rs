@@ -165,7 +165,8 @@ fn every_damaged_stream_document_value_fails_the_start_naming_the_store_document
 
 #[test]
 fn damaged_account_values_fail_the_start_naming_the_store_and_value() {
-    let cases: Vec<(&str, Box<dyn Fn(&Database)>, &str, &str)> = vec![
+    type Damage = Box<dyn Fn(&Database)>;
+    let cases: Vec<(&str, Damage, &str, &str)> = vec![
         (
             "counters missing",
             Box::new(|db| remove(db, ACCOUNT, "counters")),
