@@ -144,6 +144,17 @@ pub(crate) fn recover_log(
             // An index write that did not finish.
             let path = dir.join(&name);
             storage.remove_file(&path).map_err(io("remove", &path))?;
+        } else if name.ends_with(format::SEGMENT_SUFFIX) {
+            // A segment whose name is damaged: ignoring it would drop its records unseen (and
+            // a log left without segments is removed below).
+            return Err(LogError::Corrupt {
+                path: dir.join(&name),
+                offset: 0,
+                why: format!(
+                    "a segment file name must be its first sequence index in {} decimal digits",
+                    format::SEGMENT_NAME_DIGITS
+                ),
+            });
         } else {
             tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in log directory")
         }

@@ -382,3 +382,29 @@ fn base64_is_what_the_fixture_keyring_holds() {
     let raw = base64::engine::general_purpose::STANDARD.decode(&text[start..end]).unwrap();
     assert_eq!(raw.len(), 32);
 }
+
+#[test]
+fn a_missing_shard_log_or_a_damaged_segment_name_fails_the_start_naming_it() {
+    // A shard's log directory gone.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let log = dir.path().join("log/0000000000000002");
+    std::fs::remove_dir_all(&log).unwrap();
+    let e = open(dir.path()).err().expect("a missing log must not start");
+    assert!(
+        e.contains(&log.display().to_string())
+            && e.contains("shardId-000000000001")
+            && e.contains("is missing"),
+        "{e}"
+    );
+
+    // A segment whose name is damaged: not silently ignored (nor its directory removed as empty).
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let seg = segment(dir.path(), 2);
+    let bad = seg.with_file_name("0000000000000000000x.seg");
+    std::fs::rename(&seg, &bad).unwrap();
+    let e = open(dir.path()).err().expect("a misnamed segment must not start");
+    assert!(e.contains(&bad.display().to_string()) && e.contains("segment file name"), "{e}");
+    assert!(bad.exists(), "the misnamed segment was removed");
+}
