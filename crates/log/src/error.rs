@@ -25,8 +25,10 @@ pub enum LogError {
     /// Bytes on disk do not match what was written (checksum or structure).
     #[error("corrupt log data in {path} at offset {offset}: {why}")]
     Corrupt { path: PathBuf, offset: u64, why: String },
-    /// A segment file written by a newer (or unknown) version of the format.
-    #[error("{path}: unsupported segment format version {version} (this build reads version {supported})")]
+    /// A segment or index file written by a newer (or unknown) version of its format.
+    #[error(
+        "{path}: format version {version}, which this kinesin does not read (it reads versions up to {supported}); if a newer kinesin wrote it, upgrade kinesin"
+    )]
     UnsupportedVersion { path: PathBuf, version: u16, supported: u16 },
     /// The append is not acceptable (no records, too many records, too many bytes).
     #[error("invalid append: {0}")]
@@ -46,6 +48,24 @@ pub enum LogError {
 impl LogError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LogError {
         LogError::Io { path: path.into(), op, source }
+    }
+
+    /// What went wrong, for an API client: like the `Display` text but naming no file or
+    /// directory, since clients never see the server's paths (the server log has them).
+    pub fn client_message(&self) -> String {
+        match self {
+            LogError::Io { op, source, .. } => format!("{op} failed: {source}"),
+            LogError::Corrupt { .. } => {
+                "stored records are damaged; the server log names the file and offset".to_string()
+            }
+            LogError::UnsupportedVersion { version, supported, .. } => format!(
+                "stored records are in format version {version}, which this kinesin does not read (it reads up to {supported})"
+            ),
+            LogError::Unauthentic { .. } => {
+                "an encrypted batch failed authentication (changed on disk, or the wrong key)".to_string()
+            }
+            other => other.to_string(),
+        }
     }
 
     /// True when the error is an I/O error caused by a full device (ENOSPC or a quota).

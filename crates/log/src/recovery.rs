@@ -144,6 +144,17 @@ pub(crate) fn recover_log(
             // An index write that did not finish.
             let path = dir.join(&name);
             storage.remove_file(&path).map_err(io("remove", &path))?;
+        } else if name.ends_with(format::SEGMENT_SUFFIX) {
+            // A segment whose name is damaged: ignoring it would drop its records unseen (and
+            // a log left without segments is removed below).
+            return Err(LogError::Corrupt {
+                path: dir.join(&name),
+                offset: 0,
+                why: format!(
+                    "a segment file name must be its first sequence index in {} decimal digits",
+                    format::SEGMENT_NAME_DIGITS
+                ),
+            });
         } else {
             tracing::warn!(file = %dir.join(&name).display(), "ignoring unknown file in log directory")
         }
@@ -202,6 +213,29 @@ pub(crate) fn recover_log(
                 None
             }
             other => other,
+        };
+        // And the segment's own header (32 bytes): a segment of a newer format version is
+        // refused, and one naming another log scanned, even when its index lets the open skip it.
+        let index = match index {
+            Some(index) => {
+                let mut header = [0u8; format::SEGMENT_HEADER_LEN];
+                file.read_exact_at(&mut header, 0).map_err(io("read", &path))?;
+                match format::decode_segment_header(&header) {
+                    Ok(h) if h.log_id == id.0 && h.base_seq_index == base => Some(index),
+                    Err(HeaderError::UnsupportedVersion(version)) => {
+                        return Err(LogError::UnsupportedVersion {
+                            path,
+                            version,
+                            supported: format::FORMAT_VERSION,
+                        });
+                    }
+                    _ => {
+                        tracing::warn!(file = %path.display(), "segment header does not match its index; scanning it");
+                        None
+                    }
+                }
+            }
+            None => None,
         };
         let (header_damage, scan, indexed_len) = match index {
             Some(index) => {

@@ -276,5 +276,9 @@ fn unknown_format_version_is_a_clear_error() {
     sim.overwrite_file(path, &bytes).unwrap();
     let err = Log::open(config, Arc::new(sim.clone())).unwrap_err();
     assert!(matches!(err, LogError::UnsupportedVersion { version: 9, .. }), "{err}");
-    assert!(err.to_string().contains("unsupported segment format version 9"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("00000000000000000000.seg: format version 9") && text.contains("upgrade kinesin"),
+        "{err}"
+    );
 }

@@ -602,7 +602,13 @@ impl Service {
     ) -> Result<(Option<SubscribeToShardEventOut>, usize, bool), ApiError> {
         let log = LogId(sh.log_id);
         let failed = |e: kinesin_log::LogError| {
-            ApiError::internal(format!("Reading shard {} of stream {} failed ({e}).", sh.id(), s.name))
+            tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
+            ApiError::internal(format!(
+                "Reading shard {} of stream {} failed ({}).",
+                sh.id(),
+                s.name,
+                e.client_message()
+            ))
         };
         let horizon = self.log.seek_time(log, now - s.retention_ms()).map_err(failed)?;
         let from = (*position).max(horizon);

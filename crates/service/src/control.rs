@@ -185,7 +185,8 @@ impl Service {
         self.log.create_many(&logs).map_err(|e| {
             tracing::error!(error = %e, "cannot create the shard logs");
             ApiError::internal(format!(
-                "The server could not create the shards' logs ({e}). Nothing was created; retry."
+                "The server could not create the shards' logs ({}). Nothing was created; retry.",
+                e.client_message()
             ))
         })?;
         let status = if creating_ms == 0 { StreamStatus::Active } else { StreamStatus::Creating };

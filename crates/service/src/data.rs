@@ -588,18 +588,27 @@ fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
         full if full.is_storage_full() => ApiError::new(
             ErrorKind::InternalFailure,
             format!(
-                "The disk holding the data directory is full ({full}); nothing was acknowledged and \
-                 nothing stored was harmed. Free space on that disk and retry."
+                "The disk holding the data directory is full ({}); nothing was acknowledged and \
+                 nothing stored was harmed. Free space on that disk and retry.",
+                full.client_message()
             ),
         ),
         other => ApiError::new(
             ErrorKind::InternalFailure,
-            format!("The record could not be stored durably ({other}); nothing was acknowledged. Retry."),
+            format!(
+                "The record could not be stored durably ({}); nothing was acknowledged. Retry.",
+                other.client_message()
+            ),
         ),
     }
 }
 
 fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
     tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
-    ApiError::internal(format!("Reading shard {} of stream {} failed ({e}). Retry.", sh.id(), s.name))
+    ApiError::internal(format!(
+        "Reading shard {} of stream {} failed ({}). Retry.",
+        sh.id(),
+        s.name,
+        e.client_message()
+    ))
 }

@@ -48,6 +48,7 @@ const WRAP_TAG_LEN: usize = 16;
 
 /// Encryption state of a stream, in its metadata document.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EncryptionMeta {
     /// Every data key the stream ever used, oldest first; writes use the last one while
     /// `StreamMeta::encryption_key_id` is set.
@@ -60,6 +61,7 @@ pub struct EncryptionMeta {
 
 /// One data-key generation of a stream.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DataKeyMeta {
     pub generation: u32,
     /// Id of the master key that wraps it.
@@ -125,9 +127,15 @@ fn yes() -> bool {
     true
 }
 
+/// Version of the keyring file format. A file without `format_version` is version 1 (every
+/// keyring written before the field existed); a newer one is refused.
+pub const KEYRING_FORMAT_VERSION: u32 = 1;
+
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format_version: Option<u32>,
     #[serde(default)]
     key: Vec<KeySpec>,
 }
@@ -487,10 +495,15 @@ impl StreamKeys<'_> {
 pub(crate) fn read_error(keys: &StreamKeys<'_>, e: &kinesin_log::LogError) -> Option<ApiError> {
     match e {
         kinesin_log::LogError::KeyUnavailable { generation, .. } => Some(keys.error(*generation)),
-        kinesin_log::LogError::Unauthentic { .. } => Some(ApiError::internal(format!(
-            "Stored records of stream {} failed their integrity check (changed on disk) and are not served: {e}",
-            keys.stream.name
-        ))),
+        kinesin_log::LogError::Unauthentic { .. } => {
+            // The file and offset go to the server log; clients never see server paths.
+            tracing::error!(stream = %keys.stream.name, error = %e, "an encrypted batch failed authentication");
+            Some(ApiError::internal(format!(
+                "Stored records of stream {} failed their integrity check (changed on disk) and are not served: {}",
+                keys.stream.name,
+                e.client_message()
+            )))
+        }
         _ => None,
     }
 }
@@ -512,6 +525,17 @@ fn load_text(
     keys: &mut Vec<MasterKey>,
 ) -> Result<(), KeyringError> {
     let file: KeyringFile = toml::from_str(text).map_err(|e| keyring_error(name, e.to_string()))?;
+    match file.format_version {
+        None => {}
+        Some(v) if v > KEYRING_FORMAT_VERSION => {
+            return Err(keyring_error(
+                name,
+                format!("format_version {v} is newer than this kinesin reads ({KEYRING_FORMAT_VERSION}); upgrade kinesin"),
+            ))
+        }
+        Some(0) => return Err(keyring_error(name, "format_version 0 is not a format version; the current one is 1")),
+        Some(_) => {}
+    }
     for spec in file.key {
         let id = spec.id.clone();
         let err = |why: String| keyring_error(name, format!("key {id}: {why}"));
@@ -579,7 +603,7 @@ fn load_text(
 
 /// A stored wrapped data key decoded, or what is wrong with it: it must be the base64 of
 /// nonce, wrapped key and tag.
-fn decode_wrapped(stored: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn decode_wrapped(stored: &str) -> Result<Vec<u8>, String> {
     let wrapped = b64().decode(stored).map_err(|e| format!("not base64: {e}"))?;
     let expected = WRAP_NONCE_LEN + DATA_KEY_LEN + WRAP_TAG_LEN;
     if wrapped.len() != expected {
@@ -596,6 +620,7 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let spec = KeyringFile {
+        format_version: Some(KEYRING_FORMAT_VERSION),
         key: vec![KeySpec {
             id: new_uuid(),
             arn: None,

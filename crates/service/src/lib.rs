@@ -120,6 +120,8 @@ pub enum StartError {
     Log(#[from] kinesin_log::LogError),
     #[error(transparent)]
     Kms(#[from] kms::KeyringError),
+    #[error("stream {stream}, {shard}: its record log {dir} is missing (damaged data directory); restore it from a backup")]
+    MissingLog { stream: String, shard: String, dir: String },
 }
 
 pub(crate) struct State {
@@ -179,6 +181,18 @@ impl Service {
             if !referenced.contains(&id.0) {
                 tracing::info!(log_id = id.0, "removing a shard log no stream refers to");
                 log.delete(id)?;
+            }
+        }
+        // And no stream refers to a log that is gone: a stream's logs are made before its
+        // document is committed and removed only after it is, so a missing one is damage.
+        let present: std::collections::HashSet<u64> = log.ids().into_iter().map(|id| id.0).collect();
+        for s in &loaded.streams {
+            if let Some(sh) = s.shards.iter().find(|sh| !present.contains(&sh.log_id)) {
+                return Err(StartError::MissingLog {
+                    stream: s.name.clone(),
+                    shard: sh.id().to_string(),
+                    dir: cfg.data_dir.join("log").join(format!("{:016x}", sh.log_id)).display().to_string(),
+                });
             }
         }
 

@@ -23,8 +23,16 @@ const KEY_TOKEN_KEY: &str = "token_key";
 const KEY_COUNTERS: &str = "counters";
 const KEY_SETTINGS: &str = "settings";
 
-/// Version of the metadata documents. Bump on any incompatible change and add an upgrade path.
+/// Version of the metadata store (the `account` table's `format_version`). Bump on any
+/// incompatible change and add an upgrade path.
 pub const META_FORMAT_VERSION: u32 = 1;
+/// Version of each JSON document (stream documents, `counters`, `settings`), written into the
+/// document as [`DOC_VERSION_FIELD`]. A document without it was written before documents carried
+/// their own version and is version 1. Bump on any change an older kinesin would misread, and
+/// read the older versions on.
+pub const DOC_FORMAT_VERSION: u64 = 1;
+/// The member of a JSON document that holds its version.
+pub const DOC_VERSION_FIELD: &str = "format_version";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -35,8 +43,10 @@ pub enum MetaError {
     Corrupt { path: String, key: String, why: String },
     #[error("metadata store {path}: document {key} cannot be encoded: {why}")]
     Encode { path: String, key: String, why: String },
-    #[error("metadata format version {found} is newer than this kinesin understands ({supported}); upgrade kinesin")]
-    TooNew { found: u32, supported: u32 },
+    #[error("metadata store {path}: format version {found} is newer than this kinesin understands ({supported}); upgrade kinesin")]
+    TooNew { path: String, found: u32, supported: u32 },
+    #[error("metadata store {path}: document {key} has format version {found}, newer than this kinesin understands ({supported}); upgrade kinesin")]
+    DocumentTooNew { path: String, key: String, found: u64, supported: u64 },
 }
 
 fn store_err(path: &str) -> impl Fn(redb::Error) -> MetaError + '_ {
@@ -85,6 +95,7 @@ pub const FIRST_RECORD_SEQ_INDEX: u64 = 1;
 
 /// A shard that no longer takes writes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClosedShard {
     /// The last sequence index the shard holds (exclusive end: the log's tip at closing).
     pub end_seq_index: u64,
@@ -92,6 +103,7 @@ pub struct ClosedShard {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShardMeta {
     pub index: u32,
     pub parent: Option<u32>,
@@ -167,6 +179,7 @@ impl ShardMeta {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StreamMeta {
     pub name: String,
     /// Unique for the life of the data dir: a re-created stream gets a new one.
@@ -216,6 +229,7 @@ pub struct StreamMeta {
 
 /// One resharding step waiting for the end of its stream's UPDATING window.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum PendingStep {
     /// SplitShard; the hash key as a decimal string (JSON numbers cannot hold 128 bits).
     Split {
@@ -251,6 +265,7 @@ impl ConsumerStatus {
 
 /// An enhanced fan-out consumer of a stream (RegisterStreamConsumer).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsumerMeta {
     pub name: String,
     /// Registration time; its epoch seconds are part of the consumer's ARN.
@@ -296,6 +311,7 @@ impl StreamMeta {
 
 /// Counters that must never repeat.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counters {
     pub next_incarnation: u64,
     pub next_log_id: u64,
@@ -303,6 +319,7 @@ pub struct Counters {
 
 /// Account settings (UpdateAccountSettings).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     pub billing_commitment_enabled_ms: Option<i64>,
     pub billing_commitment_ended_ms: Option<i64>,
@@ -345,7 +362,11 @@ impl MetaStore {
                 Some(v) => {
                     let found: u32 = decode(&self.path, KEY_FORMAT_VERSION, &v)?;
                     if found > META_FORMAT_VERSION {
-                        return Err(MetaError::TooNew { found, supported: META_FORMAT_VERSION });
+                        return Err(MetaError::TooNew {
+                            path: self.path.clone(),
+                            found,
+                            supported: META_FORMAT_VERSION,
+                        });
                     }
                 }
                 None => {
@@ -369,10 +390,12 @@ impl MetaStore {
                     key
                 }
             };
-            let counters = match get(&account, KEY_COUNTERS)? {
-                Some(v) => decode(&self.path, KEY_COUNTERS, &v)?,
-                None => Counters { next_incarnation: 1, next_log_id: 1 },
+            let stored_counters: Option<Counters> = match get(&account, KEY_COUNTERS)? {
+                Some(v) => Some(decode(&self.path, KEY_COUNTERS, &v)?),
+                None => None,
             };
+            let counters =
+                stored_counters.clone().unwrap_or(Counters { next_incarnation: 1, next_log_id: 1 });
             let settings = match get(&account, KEY_SETTINGS)? {
                 Some(v) => decode(&self.path, KEY_SETTINGS, &v)?,
                 None => AccountSettings::default(),
@@ -381,13 +404,18 @@ impl MetaStore {
             for entry in streams_table.iter().map_err(|x| e(x.into()))? {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
                 let stream = decode::<StreamMeta>(&self.path, k.value(), v.value())?;
-                check_stream(&stream).map_err(|why| MetaError::Corrupt {
+                check_stream(k.value(), &stream).map_err(|why| MetaError::Corrupt {
                     path: self.path.clone(),
                     key: k.value().to_string(),
                     why,
                 })?;
                 streams.push(stream);
             }
+            check_ids(&streams, stored_counters.as_ref()).map_err(|(key, why)| MetaError::Corrupt {
+                path: self.path.clone(),
+                key,
+                why,
+            })?;
             loaded = Loaded { streams, counters, settings, token_key };
         }
         tx.commit().map_err(|x| e(x.into()))?;
@@ -437,12 +465,19 @@ pub struct Change<'a> {
 impl MetaStore {
     /// A document's bytes; a failure is an error (the change is not committed), never an empty
     /// document.
+    /// A JSON object (a stream document, `counters`, `settings`) gets its version
+    /// ([`DOC_VERSION_FIELD`]).
     fn encode<T: Serialize>(&self, key: &str, v: &T) -> Result<Vec<u8>, MetaError> {
-        serde_json::to_vec(v).map_err(|err| MetaError::Encode {
+        let fail = |err: serde_json::Error| MetaError::Encode {
             path: self.path.clone(),
             key: key.to_string(),
             why: err.to_string(),
-        })
+        };
+        let mut value = serde_json::to_value(v).map_err(fail)?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert(DOC_VERSION_FIELD.to_string(), DOC_FORMAT_VERSION.into());
+        }
+        serde_json::to_vec(&value).map_err(fail)
     }
 }
 
@@ -477,20 +512,151 @@ impl StreamMeta {
     }
 }
 
+/// A document parsed strictly: valid JSON of its type, no unknown member, and a version this
+/// kinesin reads (absent: version 1, written before documents carried their version).
 fn decode<T: for<'de> Deserialize<'de>>(path: &str, key: &str, bytes: &[u8]) -> Result<T, MetaError> {
-    serde_json::from_slice(bytes).map_err(|err| MetaError::Corrupt {
-        path: path.to_string(),
-        key: key.to_string(),
-        why: err.to_string(),
-    })
+    let corrupt = |why: String| MetaError::Corrupt { path: path.to_string(), key: key.to_string(), why };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| corrupt(err.to_string()))?;
+    if let serde_json::Value::Object(map) = &mut value {
+        if let Some(version) = map.remove(DOC_VERSION_FIELD) {
+            match version.as_u64() {
+                Some(found) if found > DOC_FORMAT_VERSION => {
+                    return Err(MetaError::DocumentTooNew {
+                        path: path.to_string(),
+                        key: key.to_string(),
+                        found,
+                        supported: DOC_FORMAT_VERSION,
+                    })
+                }
+                Some(found) if found >= 1 => {}
+                _ => return Err(corrupt(format!("{DOC_VERSION_FIELD} {version} is not a format version"))),
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|err| corrupt(err.to_string()))
 }
 
 /// What the document's types cannot say: every shard's hash keys parse, as a range. Fills the
 /// shards' parsed ranges on the way.
-fn check_stream(stream: &StreamMeta) -> Result<(), String> {
+fn check_stream(key: &str, stream: &StreamMeta) -> Result<(), String> {
+    if stream.name != key {
+        return Err(format!("the document names stream {:?} but is stored under {key:?}", stream.name));
+    }
+    // Lookups binary-search the shards by index.
+    for pair in stream.shards.windows(2) {
+        if pair[0].index >= pair[1].index {
+            return Err(format!(
+                "shard {} is listed after shard {}: shards must be in index order",
+                pair[1].id(),
+                pair[0].id()
+            ));
+        }
+    }
+    let mut log_ids = BTreeSet::new();
     for shard in &stream.shards {
+        for (what, parent) in [("parent", shard.parent), ("adjacent_parent", shard.adjacent_parent)] {
+            if let Some(p) = parent {
+                if p >= shard.index || stream.shard(p).is_none() {
+                    return Err(format!(
+                        "shard {}: {what} {} is not an older shard of the stream",
+                        shard.id(),
+                        ShardId(p)
+                    ));
+                }
+            }
+        }
+        if !log_ids.insert(shard.log_id) {
+            return Err(format!(
+                "shard {}: log_id {} is used by another shard too",
+                shard.id(),
+                shard.log_id
+            ));
+        }
         let range = shard.parse_range()?;
         let _ = shard.range_cache.set(range);
+    }
+    for step in &stream.pending_reshard {
+        if let PendingStep::Split { shard, at } = step {
+            HashKey::parse(at)
+                .map_err(|e| format!("pending split of {}: hash key {at:?}: {e}", ShardId(*shard)))?;
+        }
+    }
+    let mut generation = 0;
+    for key in &stream.encryption.data_keys {
+        if key.generation <= generation {
+            return Err(format!(
+                "data key generation {} follows generation {generation}: generations must go up from 1",
+                key.generation
+            ));
+        }
+        generation = key.generation;
+        crate::kms::decode_wrapped(&key.wrapped)
+            .map_err(|why| format!("the wrapped data key of generation {generation} is damaged: {why}"))?;
+    }
+    if stream.encryption_key_id.is_some() && stream.encryption.data_keys.is_empty() {
+        return Err("encryption is on (encryption_key_id) but the stream has no data key".into());
+    }
+    let mut consumers = BTreeSet::new();
+    for c in &stream.consumers {
+        if !consumers.insert(c.name.as_str()) {
+            return Err(format!("consumer {:?} is listed twice", c.name));
+        }
+    }
+    Ok(())
+}
+
+/// What no single document can check: incarnations and log ids are unique across streams and
+/// below the counters that hand out the next ones (else a new stream or shard would reuse them).
+/// On error: the document (key) and what is wrong.
+fn check_ids(streams: &[StreamMeta], counters: Option<&Counters>) -> Result<(), (String, String)> {
+    let mut incarnations = BTreeMap::new();
+    let mut log_ids = BTreeMap::new();
+    for s in streams {
+        if let Some(other) = incarnations.insert(s.incarnation, s.name.as_str()) {
+            return Err((
+                s.name.clone(),
+                format!("incarnation {} is also stream {other:?}'s", s.incarnation),
+            ));
+        }
+        for sh in &s.shards {
+            if let Some(other) = log_ids.insert(sh.log_id, s.name.as_str()) {
+                if other != s.name {
+                    return Err((
+                        s.name.clone(),
+                        format!("shard {}: log_id {} is also used by stream {other:?}", sh.id(), sh.log_id),
+                    ));
+                }
+            }
+        }
+    }
+    let Some(counters) = counters else {
+        return match streams.first() {
+            Some(_) => Err((KEY_COUNTERS.into(), "missing, but streams exist".into())),
+            None => Ok(()),
+        };
+    };
+    if let Some((&incarnation, name)) = incarnations.last_key_value() {
+        if incarnation >= counters.next_incarnation {
+            return Err((
+                KEY_COUNTERS.into(),
+                format!(
+                    "next_incarnation {} is not above stream {name:?}'s incarnation {incarnation}",
+                    counters.next_incarnation
+                ),
+            ));
+        }
+    }
+    if let Some((&log_id, name)) = log_ids.last_key_value() {
+        if log_id >= counters.next_log_id {
+            return Err((
+                KEY_COUNTERS.into(),
+                format!(
+                    "next_log_id {} is not above log_id {log_id} of stream {name:?}",
+                    counters.next_log_id
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -531,6 +697,11 @@ mod tests {
         tx.open_table(STREAMS)
             .unwrap()
             .insert(s.name.as_str(), serde_json::to_vec(s).unwrap().as_slice())
+            .unwrap();
+        let counters = Counters { next_incarnation: 100, next_log_id: 100 };
+        tx.open_table(ACCOUNT)
+            .unwrap()
+            .insert(KEY_COUNTERS, serde_json::to_vec(&counters).unwrap().as_slice())
             .unwrap();
         tx.commit().unwrap();
     }

@@ -337,9 +337,11 @@ impl Service {
                     Ok(tip) => c.end_seq_index = tip,
                     Err(e) => {
                         undo(self);
+                        tracing::error!(shard = %sh.id(), error = %e, "cannot read the end of a shard");
                         return Err(ApiError::internal(format!(
-                            "Cannot read the end of shard {} ({e}); nothing was changed. Retry.",
-                            sh.id()
+                            "Cannot read the end of shard {} ({}); nothing was changed. Retry.",
+                            sh.id(),
+                            e.client_message()
                         )));
                     }
                 }
@@ -353,7 +355,8 @@ impl Service {
             undo(self);
             tracing::error!(error = %e, "cannot create the new shards' logs");
             return Err(ApiError::internal(format!(
-                "The server could not create the new shards' logs ({e}). Nothing was changed; retry."
+                "The server could not create the new shards' logs ({}). Nothing was changed; retry.",
+                e.client_message()
             )));
         }
         if updating && self.cfg.update_stream_ms > 0 {
