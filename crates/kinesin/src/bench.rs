@@ -18,6 +18,9 @@
 //!   (SubscribeToShard, event stream decoded by `kinesin_wire::eventstream`), writers send
 //!   PutRecord one record at a time (or at `--rate` records/s); time from each PutRecord's 200
 //!   to the record's arrival in the subscription, p50/p90/p99/max (see `bench/fanout.rs`).
+//! - `reshard-latency`: PutRecords load on two streams while the first is split and merged again
+//!   and again; PutRecords p50/p99/max on the same stream and on the other one, during the
+//!   reshards and outside them (see `bench/reshard.rs`).
 //!
 //! Requests carry a well-formed SigV4 `Authorization` header and `X-Amz-Date`. The signature is
 //! derived from the key and date but not over the payload: kinesin (and the peers) do not verify
@@ -47,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod fanout;
+mod reshard;
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const ACCESS_KEY: &str = "AKIDKINESINBENCH";
@@ -86,12 +90,15 @@ pub enum Workload {
     ManyShards,
     /// Enhanced fan-out: PutRecord to SubscribeToShard event latency.
     Fanout,
+    /// PutRecords latency on a stream being resharded and on another stream, during and outside
+    /// the reshards.
+    ReshardLatency,
 }
 
 impl Workload {
     fn default_shards(self) -> u32 {
         match self {
-            Workload::Put1k | Workload::Put100b => 4,
+            Workload::Put1k | Workload::Put100b | Workload::ReshardLatency => 4,
             Workload::Get | Workload::Latency | Workload::Fanout => 1,
             Workload::ManyShards => 1000,
         }
@@ -100,7 +107,11 @@ impl Workload {
     fn default_record_bytes(self) -> usize {
         match self {
             Workload::Put1k | Workload::ManyShards => 1024,
-            Workload::Put100b | Workload::Get | Workload::Latency | Workload::Fanout => 100,
+            Workload::Put100b
+            | Workload::Get
+            | Workload::Latency
+            | Workload::Fanout
+            | Workload::ReshardLatency => 100,
         }
     }
 }
@@ -114,6 +125,7 @@ pub struct BenchArgs {
     #[arg(long)]
     stream: Option<String>,
     /// Shard count when the stream is created [default: 4; get, latency: 1; many-shards: 1000].
+    /// `reshard-latency` creates two streams of this many: --stream and <stream>-other.
     #[arg(long)]
     shards: Option<u32>,
     #[arg(long, value_enum, default_value = "put-1k")]
@@ -440,7 +452,69 @@ struct Report {
     events_missing: Option<u64>,
     /// `fanout`: SubscribeToShard calls (1 + renewals).
     subscriptions: Option<u64>,
+    /// `reshard-latency`: PutRecords latency on the stream being resharded ("same") and on
+    /// another stream ("other"), for calls that overlapped a reshard window ("during") and the
+    /// others ("outside"), with the number of calls each figure is over.
+    #[serde(flatten)]
+    reshard: Option<ReshardReport>,
     first_error: Option<String>,
+}
+
+/// The `reshard-latency` figures (flattened into the `--json` line).
+#[derive(Serialize, Default)]
+struct ReshardReport {
+    same_stream_during_p50_ms: Option<f64>,
+    same_stream_during_p99_ms: Option<f64>,
+    same_stream_during_max_ms: Option<f64>,
+    same_stream_during_requests: usize,
+    same_stream_outside_p50_ms: Option<f64>,
+    same_stream_outside_p99_ms: Option<f64>,
+    same_stream_outside_max_ms: Option<f64>,
+    same_stream_outside_requests: usize,
+    other_stream_during_p50_ms: Option<f64>,
+    other_stream_during_p99_ms: Option<f64>,
+    other_stream_during_max_ms: Option<f64>,
+    other_stream_during_requests: usize,
+    other_stream_outside_p50_ms: Option<f64>,
+    other_stream_outside_p99_ms: Option<f64>,
+    other_stream_outside_max_ms: Option<f64>,
+    other_stream_outside_requests: usize,
+    /// SplitShard and MergeShards calls made.
+    reshards: u64,
+    /// A reshard call's time until the stream was ACTIVE again.
+    reshard_p50_ms: Option<f64>,
+    reshard_max_ms: Option<f64>,
+    /// Total time inside reshard windows.
+    reshard_window_s: f64,
+}
+
+impl ReshardReport {
+    fn new(r: &reshard::ReshardResult) -> ReshardReport {
+        let max = |v: &[u32]| v.last().map(|&us| f64::from(us) / 1000.0);
+        let (s, o) = (&r.same, &r.other);
+        ReshardReport {
+            same_stream_during_p50_ms: percentile_ms(&s.during_us, 0.50),
+            same_stream_during_p99_ms: percentile_ms(&s.during_us, 0.99),
+            same_stream_during_max_ms: max(&s.during_us),
+            same_stream_during_requests: s.during_us.len(),
+            same_stream_outside_p50_ms: percentile_ms(&s.outside_us, 0.50),
+            same_stream_outside_p99_ms: percentile_ms(&s.outside_us, 0.99),
+            same_stream_outside_max_ms: max(&s.outside_us),
+            same_stream_outside_requests: s.outside_us.len(),
+            other_stream_during_p50_ms: percentile_ms(&o.during_us, 0.50),
+            other_stream_during_p99_ms: percentile_ms(&o.during_us, 0.99),
+            other_stream_during_max_ms: max(&o.during_us),
+            other_stream_during_requests: o.during_us.len(),
+            other_stream_outside_p50_ms: percentile_ms(&o.outside_us, 0.50),
+            other_stream_outside_p99_ms: percentile_ms(&o.outside_us, 0.99),
+            other_stream_outside_max_ms: max(&o.outside_us),
+            other_stream_outside_requests: o.outside_us.len(),
+            reshards: r.reshards,
+            reshard_p50_ms: percentile_ms(&r.reshard_us, 0.50),
+            reshard_max_ms: max(&r.reshard_us),
+            reshard_window_s: r.window.as_secs_f64(),
+        }
+    }
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -529,6 +603,33 @@ struct PutJob {
 
 type FirstError = Arc<parking_lot::Mutex<Option<String>>>;
 
+/// Counts a PutRecords answer's records (written and failed); returns what went wrong if the call
+/// failed as a whole.
+fn account_put(
+    result: Result<(StatusCode, Bytes)>,
+    batch: usize,
+    record_bytes: usize,
+    counters: &Counters,
+) -> Option<String> {
+    match result {
+        Ok((StatusCode::OK, body)) => match serde_json::from_slice::<PutRecordsOut>(&body) {
+            Ok(out) => {
+                let ok = batch as u64 - out.failed_record_count.min(batch as u64);
+                counters.records.fetch_add(ok, Ordering::Relaxed);
+                counters.record_bytes.fetch_add(ok * record_bytes as u64, Ordering::Relaxed);
+                counters.failed_records.fetch_add(batch as u64 - ok, Ordering::Relaxed);
+                None
+            }
+            Err(e) => Some(format!("PutRecords: unreadable response: {e}")),
+        },
+        Ok((status, body)) => Some(format!(
+            "PutRecords: HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )),
+        Err(e) => Some(format!("PutRecords: {e:#}")),
+    }
+}
+
 /// Runs `connections` PutRecords loops until the budget is spent. Returns request latencies.
 async fn run_puts(
     job: PutJob,
@@ -560,24 +661,7 @@ async fn run_puts(
                 let result = conn.call("PutRecords", body).await;
                 push_sample(&mut samples, t0.elapsed());
                 counters.requests.fetch_add(1, Ordering::Relaxed);
-                let err = match result {
-                    Ok((StatusCode::OK, body)) => match serde_json::from_slice::<PutRecordsOut>(&body) {
-                        Ok(out) => {
-                            let ok = batch as u64 - out.failed_record_count.min(batch as u64);
-                            counters.records.fetch_add(ok, Ordering::Relaxed);
-                            counters.record_bytes.fetch_add(ok * record_bytes as u64, Ordering::Relaxed);
-                            counters.failed_records.fetch_add(batch as u64 - ok, Ordering::Relaxed);
-                            None
-                        }
-                        Err(e) => Some(format!("PutRecords: unreadable response: {e}")),
-                    },
-                    Ok((status, body)) => Some(format!(
-                        "PutRecords: HTTP {status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(300)])
-                    )),
-                    Err(e) => Some(format!("PutRecords: {e:#}")),
-                };
-                if let Some(e) = err {
+                if let Some(e) = account_put(result, batch, record_bytes, &counters) {
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                     first_error.lock().get_or_insert(e);
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -667,6 +751,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
+    if args.workload == Workload::ReshardLatency && args.records.is_some() {
+        bail!("--records: reshard-latency runs for a --duration (its load must outlast the reshards)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(run(&args))?;
     print_table(&report, args.json);
@@ -699,6 +786,11 @@ async fn run(args: &BenchArgs) -> Result<Report> {
         shard_ids.len(),
         t_create.elapsed().as_secs_f64()
     );
+    let other_stream = format!("{stream}{}", reshard::OTHER_STREAM_SUFFIX);
+    if workload == Workload::ReshardLatency {
+        let n = ensure_stream(&mut setup, &other_stream, shards_wanted).await?.len();
+        eprintln!("stream {other_stream}: {n} open shards (the other stream, not resharded)");
+    }
     let mut report = Report {
         label: args.label.clone(),
         endpoint: args.endpoint.clone(),
@@ -889,6 +981,32 @@ async fn run(args: &BenchArgs) -> Result<Report> {
             report.subscriptions = Some(r.subscriptions);
             (elapsed, r.put_us)
         }
+        Workload::ReshardLatency => {
+            let duration = args.duration.unwrap_or(DURATION_DEFAULT);
+            let budget = make_budget(None);
+            let bar = progress_bar(bar_len(&budget), "reshard");
+            let ticker =
+                spawn_ticker(bar.clone(), counters.clone(), Instant::now(), budget.clone(), record_bytes);
+            let job = reshard::ReshardJob {
+                target: target.clone(),
+                stream: stream.clone(),
+                other: other_stream.clone(),
+                batch: args.batch,
+                record_bytes,
+                connections: args.connections,
+                duration,
+                seed: args.seed,
+            };
+            let result = reshard::run_reshard(job, counters.clone(), first_error.clone()).await;
+            budget.stop.store(true, Ordering::Relaxed);
+            let _ = ticker.await;
+            bar.finish_and_clear();
+            let r = result?;
+            report.stream = format!("{stream} + {other_stream}");
+            report.connections = 2 * (args.connections / 2).max(1);
+            report.reshard = Some(ReshardReport::new(&r));
+            (r.elapsed, r.all_us)
+        }
     };
 
     let mut samples = samples;
@@ -1039,13 +1157,68 @@ fn print_table(r: &Report, to_stderr: bool) {
             ("subscriptions", n(r.subscriptions)),
         ]);
     }
+    if let Some(x) = &r.reshard {
+        rows.retain(|(k, _)| !k.starts_with("put-to-get"));
+        let fig = |p50, p99, max, n: usize| {
+            format!("p50 {} / p99 {} / max {} ({n} calls)", ms(p50), ms(p99), ms(max))
+        };
+        rows.extend([
+            (
+                "other stream, during reshard",
+                fig(
+                    x.other_stream_during_p50_ms,
+                    x.other_stream_during_p99_ms,
+                    x.other_stream_during_max_ms,
+                    x.other_stream_during_requests,
+                ),
+            ),
+            (
+                "other stream, outside",
+                fig(
+                    x.other_stream_outside_p50_ms,
+                    x.other_stream_outside_p99_ms,
+                    x.other_stream_outside_max_ms,
+                    x.other_stream_outside_requests,
+                ),
+            ),
+            (
+                "same stream, during reshard",
+                fig(
+                    x.same_stream_during_p50_ms,
+                    x.same_stream_during_p99_ms,
+                    x.same_stream_during_max_ms,
+                    x.same_stream_during_requests,
+                ),
+            ),
+            (
+                "same stream, outside",
+                fig(
+                    x.same_stream_outside_p50_ms,
+                    x.same_stream_outside_p99_ms,
+                    x.same_stream_outside_max_ms,
+                    x.same_stream_outside_requests,
+                ),
+            ),
+            (
+                "reshards",
+                format!(
+                    "{} (split + merge), call to ACTIVE p50 {} / max {}, {:.2} s in windows",
+                    x.reshards,
+                    ms(x.reshard_p50_ms),
+                    ms(x.reshard_max_ms),
+                    x.reshard_window_s
+                ),
+            ),
+        ]);
+    }
     rows.extend([("errors", format!("{} requests, {} records", r.errors, r.failed_records))]);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(20);
     let mut out = String::new();
     for (k, v) in rows {
-        out.push_str(&format!("  {k:<20} {v}\n"));
+        out.push_str(&format!("  {k:<width$} {v}\n"));
     }
     if let Some(e) = &r.first_error {
-        out.push_str(&format!("  {:<20} {e}\n", "first error"));
+        out.push_str(&format!("  {:<width$} {e}\n", "first error"));
     }
     if to_stderr {
         eprint!("{out}");
