@@ -4,7 +4,11 @@
 //!
 //! Invariants:
 //! - A segment is synced before the next one is started, so after a crash only the last segment
-//!   of a log can end in unacknowledged bytes, and sequence indexes never have gaps.
+//!   of a log can end in unacknowledged bytes, and sequence indexes never have gaps. (Unless the
+//!   disk persisted those unsynced bytes out of order, a hole before intact later batches:
+//!   recovery then skips the indexes up to the last intact batch and serves none of them, so no
+//!   index is handed out twice; none of them was acknowledged. `tests/log_simulation.rs`,
+//!   stepped mode, crashes so.)
 //! - A failed write or sync is undone by truncating the active segment back to its last durable
 //!   length; until that truncation is durable (`truncate_pending`) nothing else is written.
 //! - Under `Durability::Fsync`, a batch is visible to readers only after its sync succeeded.
