@@ -82,8 +82,9 @@ pub enum SimCrash {
     /// appended bytes (chosen from the seed); directories as of their last sync.
     TornTail(u64),
     /// Each write since the file's last sync is kept whole, lost, or kept sector by sector
-    /// (512 bytes), each sector independently; each truncation kept or lost; each directory
-    /// keeps all or none of its entry changes since its last sync (all chosen from the seed).
+    /// (512 bytes), each sector independently; each size change kept or lost (but kept if a
+    /// later write is); each directory keeps all or none of its entry changes since its last
+    /// sync (all chosen from the seed).
     Scrambled(u64),
 }
 
@@ -747,26 +748,42 @@ fn torn_tail(file: &FileNode, rng: &mut SplitMix64) -> Vec<u8> {
     survivor
 }
 
-/// Any subset of the writes since the last sync, sector by sector; truncations kept or not.
+/// Any subset of the writes since the last sync, sector by sector. A size change (`set_len`) is
+/// kept or lost, but never lost while a later write to the file is kept: a filesystem orders
+/// the size change before data written after it (ext4's `data=ordered`), and the metadata store
+/// relies on that (redb 2.6 asserts, at open, that the file is as long as its header says).
 fn scramble(file: &FileNode, rng: &mut SplitMix64) -> Vec<u8> {
+    // Which sectors of each write reach the disk, decided first, in order.
+    let kept_sectors: Vec<Vec<bool>> = file
+        .unsynced
+        .iter()
+        .map(|change| match change {
+            Unsynced::SetLen(_) => Vec::new(),
+            Unsynced::Write { bytes, .. } => {
+                let how = rng.next() % 3;
+                (0..bytes.len().div_ceil(SECTOR))
+                    .map(|_| match how {
+                        0 => true,
+                        1 => false,
+                        _ => rng.next() % 2 == 0,
+                    })
+                    .collect()
+            }
+        })
+        .collect();
     let mut survivor = file.synced.clone();
-    for change in &file.unsynced {
+    for (i, change) in file.unsynced.iter().enumerate() {
         match change {
             Unsynced::SetLen(len) => {
-                if rng.next() % 2 == 0 {
+                let later_write_kept = kept_sectors[i + 1..].iter().flatten().any(|kept| *kept);
+                if rng.next() % 2 == 0 || later_write_kept {
                     survivor.resize(*len, 0);
                 }
             }
             Unsynced::Write { offset, bytes } => {
-                let how = rng.next() % 3;
-                for (i, sector) in bytes.chunks(SECTOR).enumerate() {
-                    let keep = match how {
-                        0 => true,
-                        1 => false,
-                        _ => rng.next() % 2 == 0,
-                    };
-                    if keep {
-                        let start = offset + i * SECTOR;
+                for (j, sector) in bytes.chunks(SECTOR).enumerate() {
+                    if kept_sectors[i][j] {
+                        let start = offset + j * SECTOR;
                         if survivor.len() < start + sector.len() {
                             survivor.resize(start + sector.len(), 0);
                         }
