@@ -675,7 +675,7 @@ impl SimStorage {
             // Scrambled: half the time all of the directory's changes since its last sync
             // reached the disk.
             let kept = match rng.as_mut() {
-                Some(rng) if scrambled => rng.next() % 2 == 0,
+                Some(rng) if scrambled => rng.next().is_multiple_of(2),
                 _ => false,
             };
             if !kept {
@@ -765,7 +765,7 @@ fn scramble(file: &FileNode, rng: &mut SplitMix64) -> Vec<u8> {
                     .map(|_| match how {
                         0 => true,
                         1 => false,
-                        _ => rng.next() % 2 == 0,
+                        _ => rng.next().is_multiple_of(2),
                     })
                     .collect()
             }
@@ -776,7 +776,7 @@ fn scramble(file: &FileNode, rng: &mut SplitMix64) -> Vec<u8> {
         match change {
             Unsynced::SetLen(len) => {
                 let later_write_kept = kept_sectors[i + 1..].iter().flatten().any(|kept| *kept);
-                if rng.next() % 2 == 0 || later_write_kept {
+                if rng.next().is_multiple_of(2) || later_write_kept {
                     survivor.resize(*len, 0);
                 }
             }

@@ -65,7 +65,8 @@ fn b64(data: &str) -> String {
 }
 
 fn unb64(data: &Value) -> String {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_str().expect("Data")).expect("base64");
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(data.as_str().expect("Data")).expect("base64");
     String::from_utf8(bytes).expect("utf8")
 }
 
@@ -83,7 +84,10 @@ struct Seq(usize, String);
 
 fn sequence(value: &Value) -> Seq {
     let digits = text(value);
-    assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()), "not a sequence number: {value}");
+    assert!(
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+        "not a sequence number: {value}"
+    );
     Seq(digits.len(), digits)
 }
 
@@ -186,7 +190,8 @@ impl Sim {
         )
         .await
         .expect("PutRecord");
-        let acked = Acked { shard: text(&out["ShardId"]), sequence: sequence(&out["SequenceNumber"]), hash_key };
+        let acked =
+            Acked { shard: text(&out["ShardId"]), sequence: sequence(&out["SequenceNumber"]), hash_key };
         (&acked.shard, &acked.sequence).hash(&mut self.digest);
         self.acked.insert(data, acked);
     }
@@ -211,8 +216,11 @@ impl Sim {
         for ((data, hash_key), result) in sent.into_iter().zip(results) {
             // Limits are off: every record is accepted.
             assert!(result["ErrorCode"].is_null(), "record {data} failed: {result}");
-            let acked =
-                Acked { shard: text(&result["ShardId"]), sequence: sequence(&result["SequenceNumber"]), hash_key };
+            let acked = Acked {
+                shard: text(&result["ShardId"]),
+                sequence: sequence(&result["SequenceNumber"]),
+                hash_key,
+            };
             (&acked.shard, &acked.sequence).hash(&mut self.digest);
             self.acked.insert(data, acked);
         }
@@ -238,10 +246,12 @@ impl Sim {
         };
         let it = call(self.svc(), "GetShardIterator", iterator_input).await.expect("GetShardIterator");
         let limit = self.rng.gen_range(1..30);
-        let out = call(self.svc(), "GetRecords", json!({"ShardIterator": it["ShardIterator"], "Limit": limit}))
-            .await
-            .expect("GetRecords");
-        let got: Vec<String> = out["Records"].as_array().expect("Records").iter().map(|r| unb64(&r["Data"])).collect();
+        let out =
+            call(self.svc(), "GetRecords", json!({"ShardIterator": it["ShardIterator"], "Limit": limit}))
+                .await
+                .expect("GetRecords");
+        let got: Vec<String> =
+            out["Records"].as_array().expect("Records").iter().map(|r| unb64(&r["Data"])).collect();
         got.hash(&mut self.digest);
         let want: Vec<String> = expected.into_iter().take(limit).collect();
         assert_eq!(got, want, "GetRecords of {shard}, limit {limit}");
@@ -308,7 +318,9 @@ impl Sim {
             let parents: Vec<&ShardView> = [&shard.parent, &shard.adjacent]
                 .into_iter()
                 .flatten()
-                .map(|id| *by_id.get(id.as_str()).unwrap_or_else(|| panic!("{}: parent {id} missing", shard.id)))
+                .map(|id| {
+                    *by_id.get(id.as_str()).unwrap_or_else(|| panic!("{}: parent {id} missing", shard.id))
+                })
                 .collect();
             for parent in &parents {
                 assert!(!parent.open, "{}: parent {} still open", shard.id, parent.id);
@@ -371,7 +383,10 @@ impl Sim {
                     assert!(number > *last_number, "{}: {data} served after r{last_number}", shard.id);
                 }
                 last = Some((sequence.clone(), number));
-                let acked = self.acked.get(&data).unwrap_or_else(|| panic!("{}: {data} was never acknowledged", shard.id));
+                let acked = self
+                    .acked
+                    .get(&data)
+                    .unwrap_or_else(|| panic!("{}: {data} was never acknowledged", shard.id));
                 assert!(
                     shard.start <= acked.hash_key && acked.hash_key <= shard.end,
                     "{}: {data}'s hash key is outside the shard",
@@ -476,13 +491,18 @@ fn runtime() -> tokio::runtime::Runtime {
 fn random_puts_reads_splits_merges_and_restarts_keep_every_record() {
     let seeds: Vec<u64> = match env_number("KINESIN_SERVICE_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_number("KINESIN_SERVICE_SIM_SEEDS").unwrap_or(6)).map(|i| 0x7365_7276_0000 + i).collect(),
+        None => {
+            (0..env_number("KINESIN_SERVICE_SIM_SEEDS").unwrap_or(6)).map(|i| 0x7365_7276_0000 + i).collect()
+        }
     };
     let rt = runtime();
     for seed in seeds {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(run_seed(seed, steps()))));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(run_seed(seed, steps()))));
         if let Err(panic) = result {
-            eprintln!("service simulation failed with seed {seed}; replay with KINESIN_SERVICE_SIM_SEED={seed}");
+            eprintln!(
+                "service simulation failed with seed {seed}; replay with KINESIN_SERVICE_SIM_SEED={seed}"
+            );
             std::panic::resume_unwind(panic);
         }
     }
