@@ -632,6 +632,27 @@ impl SimStorage {
         self.state.lock().counts
     }
 
+    /// True when every file reachable from `/` holds only synced bytes (so a power cut now
+    /// loses no data), for tests that await a periodic sync instead of sleeping.
+    pub fn all_files_synced(&self) -> bool {
+        let state = self.state.lock();
+        let mut dirs = vec![ROOT];
+        while let Some(dir) = dirs.pop() {
+            for node in state.dirs[dir].live.values() {
+                match *node {
+                    Node::Dir(child) => dirs.push(child),
+                    Node::File(id) => {
+                        let file = state.file(id);
+                        if !file.unsynced.is_empty() || file.live != file.synced {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// The fingerprint of every operation so far (see [`SimTrace`]).
     pub fn trace(&self) -> SimTrace {
         self.state.lock().trace
