@@ -7,7 +7,7 @@
 //! at most, the one change in flight at the crash, whole or not at all.
 //!
 //! Replay one seed with `KINESIN_META_SIM_SEED=<seed>`; more seeds with
-//! `KINESIN_META_SIM_SEEDS=<count>` (default 16).
+//! `KINESIN_META_SIM_SEEDS=<count>` (default 10).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -225,7 +225,7 @@ fn committed_catalog_changes_survive_crashes_whole() {
     let seeds: Vec<u64> = match env_number("KINESIN_META_SIM_SEED") {
         Some(seed) => vec![seed],
         None => {
-            (0..env_number("KINESIN_META_SIM_SEEDS").unwrap_or(16)).map(|i| 0x6d65_7461_0000 + i).collect()
+            (0..env_number("KINESIN_META_SIM_SEEDS").unwrap_or(10)).map(|i| 0x6d65_7461_0000 + i).collect()
         }
     };
     for seed in seeds {
