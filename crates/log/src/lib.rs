@@ -41,7 +41,7 @@ pub use crate::format::{
 };
 pub use crate::histogram::{HistogramSnapshot, LatencyHistogram, LATENCY_BUCKETS_MS};
 pub use crate::log::{Log, LogStats};
-pub use crate::sim::{SimCounts, SimFault, SimOp, SimStorage};
+pub use crate::sim::{SimCounts, SimCrash, SimFault, SimOp, SimStorage, SimTrace};
 pub use crate::storage::{replace_file, FsStorage, Storage, StorageFile};
 
 /// Default size at which a segment is closed and a new one started.

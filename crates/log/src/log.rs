@@ -15,7 +15,7 @@ use crate::format::{self, EncodeError, SEGMENT_HEADER_LEN};
 use crate::recovery;
 use crate::shard::{ActiveSegment, ReadState, SegmentState, Shard, WriteState};
 use crate::tail::{Tail, TailBudget};
-use crate::writer::{create_segment, AppendRequest, Stats, Writer};
+use crate::writer::{create_segment, AppendRequest, Stats, SteppedWriter, Writer};
 use crate::{
     AppendOutcome, FsStorage, LogConfig, LogError, LogId, ReadOutcome, RecordIn, Storage,
     APPEND_QUEUE_BYTES_MAX, APPEND_QUEUE_DEPTH_MAX, LOGS_CREATED_AT_ONCE_MAX, SYNC_FILES_SEPARATELY_MAX,
@@ -42,12 +42,16 @@ pub struct LogStats {
     pub tail_bytes: u64,
     /// Segment files held open now by the handle cache (at most [`LogConfig::open_files_max`]).
     pub open_files: u64,
+    /// Appends submitted and not yet answered now: queued for the writer or in its round.
+    pub appends_in_flight: u64,
 }
 
 /// All shard logs under one directory, with one writer thread for all of them.
 pub struct Log {
     inner: Arc<Inner>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Instead of the thread, with [`Log::open_stepped`]: the writer its caller runs.
+    stepped: Mutex<Option<SteppedWriter>>,
 }
 
 struct Inner {
@@ -76,6 +80,19 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Lo
 impl Log {
     /// Opens (creating if needed) the directory and recovers every shard log in it.
     pub fn open(config: LogConfig, storage: Arc<dyn Storage>) -> Result<Log, LogError> {
+        Log::open_with(config, storage, false)
+    }
+
+    /// [`Log::open`] without a writer thread, for deterministic simulation: appends wait in the
+    /// queue until the caller runs a group-commit round with [`Log::step_writer`] (and, under
+    /// `Durability::Interval`, a periodic sync with [`Log::step_interval_sync`]). The rounds
+    /// are the thread's; only the caller, not scheduling, decides which appends share one.
+    /// `shutdown` runs whatever is still queued.
+    pub fn open_stepped(config: LogConfig, storage: Arc<dyn Storage>) -> Result<Log, LogError> {
+        Log::open_with(config, storage, true)
+    }
+
+    fn open_with(config: LogConfig, storage: Arc<dyn Storage>, stepped: bool) -> Result<Log, LogError> {
         assert!(config.segment_bytes_max > 0, "segment_bytes_max must be positive");
         assert!(config.open_files_max > 0, "open_files_max must be positive");
         let tails = Arc::new(TailBudget::new(config.tail_bytes_total_max));
@@ -131,10 +148,15 @@ impl Log {
             files: Arc::clone(&files),
             tails: Arc::clone(&tails),
         };
-        let handle = std::thread::Builder::new()
-            .name("kinesin-log-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(io("spawn writer thread", &root))?;
+        let (handle, stepped) = if stepped {
+            (None, Some(SteppedWriter::new(writer, receiver)))
+        } else {
+            let handle = std::thread::Builder::new()
+                .name("kinesin-log-writer".into())
+                .spawn(move || writer.run(receiver))
+                .map_err(io("spawn writer thread", &root))?;
+            (Some(handle), None)
+        };
         Ok(Log {
             inner: Arc::new(Inner {
                 config,
@@ -148,7 +170,8 @@ impl Log {
                 tails,
                 admin: Mutex::new(()),
             }),
-            writer: Mutex::new(Some(handle)),
+            writer: Mutex::new(handle),
+            stepped: Mutex::new(stepped),
         })
     }
 
@@ -598,6 +621,26 @@ impl Log {
         Ok(())
     }
 
+    /// Opened with [`Log::open_stepped`]: appends submitted and waiting for a round.
+    pub fn queued_appends(&self) -> usize {
+        self.stepped.lock().as_mut().map_or(0, SteppedWriter::queued)
+    }
+
+    /// Opened with [`Log::open_stepped`]: runs one group-commit round with at most `max` of
+    /// the queued appends, oldest first, and returns how many it took (0 when none are queued,
+    /// or the log was not opened stepped). Their `append` futures are answered when it returns.
+    pub fn step_writer(&self, max: usize) -> usize {
+        self.stepped.lock().as_mut().map_or(0, |writer| writer.round(max))
+    }
+
+    /// Opened with [`Log::open_stepped`] under `Durability::Interval`: the periodic sync of
+    /// every log written since the last one.
+    pub fn step_interval_sync(&self) {
+        if let Some(writer) = self.stepped.lock().as_mut() {
+            writer.sync_interval();
+        }
+    }
+
     pub fn stats(&self) -> LogStats {
         let stats = &self.inner.stats;
         LogStats {
@@ -611,6 +654,9 @@ impl Log {
             fs_syncs: stats.fs_syncs.load(Ordering::Relaxed),
             tail_bytes: self.inner.tails.bytes() as u64,
             open_files: self.inner.files.len() as u64,
+            appends_in_flight: APPEND_QUEUE_DEPTH_MAX
+                .saturating_sub(self.inner.queue_slots.available_permits())
+                as u64,
         }
     }
 
@@ -625,9 +671,16 @@ impl Log {
         drop(self.inner.sender.write().take());
         self.inner.queue_slots.close();
         self.inner.queue_bytes.close();
-        if let Some(handle) = self.writer.lock().take() {
-            if handle.join().is_err() {
-                tracing::error!("the log writer thread panicked");
+        let thread = self.writer.lock().take();
+        let stepped = self.stepped.lock().take();
+        if thread.is_some() || stepped.is_some() {
+            if let Some(handle) = thread {
+                if handle.join().is_err() {
+                    tracing::error!("the log writer thread panicked");
+                }
+            }
+            if let Some(writer) = stepped {
+                writer.finish();
             }
             // Everything is synced now: index every log's active segment, so that the next open
             // reads nothing.

@@ -9,7 +9,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{records, sim_config};
 use kinesin_log::{Log, LogId, SimStorage};
@@ -30,28 +29,30 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
     let total_syncs = |c: kinesin_log::SimCounts| c.file_syncs + c.dir_syncs + c.fs_syncs;
     let syncs_before = total_syncs(sim.counts());
     let rounds_before = log.stats().sync_rounds;
-    // Hold the writer in a slow first sync so that the other appends all queue behind it, as they
-    // do behind a real disk under load; then they must share the following round. No timing is
-    // asserted: only that queued appends are grouped.
-    sim.set_sync_delay(Duration::from_millis(300));
-    rt.block_on(async {
-        let first = {
+    // Hold the writer in its first round's sync, as a slow disk would, until every other
+    // append is queued behind it; then they must share the following round (or two, if they
+    // pass the round limits). No timing is involved: the sync waits at the storage's gate.
+    sim.hold_syncs();
+    let first = {
+        let log = Arc::clone(&log);
+        rt.spawn(async move { log.append(LogId(0), 1, records(LogId(0), 0, 2, 100)).await.expect("append") })
+    };
+    sim.wait_for_held_syncs(1);
+    let tasks: Vec<_> = (1..appends)
+        .map(|k| {
             let log = Arc::clone(&log);
-            tokio::spawn(async move {
-                log.append(LogId(0), 1, records(LogId(0), 0, 2, 100)).await.expect("append")
+            rt.spawn(async move {
+                let id = LogId(k % logs);
+                log.append(id, 1, records(id, k, 2, 100)).await.expect("append")
             })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        sim.set_sync_delay(Duration::ZERO);
-        let tasks: Vec<_> = (1..appends)
-            .map(|k| {
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let id = LogId(k % logs);
-                    log.append(id, 1, records(id, k, 2, 100)).await.expect("append")
-                })
-            })
-            .collect();
+        })
+        .collect();
+    // Every append is in flight (the first one in its round, the rest queued).
+    while log.stats().appends_in_flight < appends {
+        std::thread::yield_now();
+    }
+    sim.release_syncs();
+    rt.block_on(async {
         first.await.expect("task");
         for task in tasks {
             task.await.expect("task");
@@ -72,8 +73,8 @@ fn concurrent_appends(logs: u64, appends: u64) -> (u64, u64) {
 fn concurrent_appends_across_many_logs_share_sync_rounds() {
     let (rounds, syncs) = concurrent_appends(100, 200);
     eprintln!("200 appends over 100 logs: {rounds} sync rounds, {syncs} file syncs");
-    // The first append's round, then one (rarely two) for the 199 queued behind it.
-    assert!(rounds <= 3, "{rounds} sync rounds for 200 appends");
+    // The first append's round, then one for the 199 queued behind it.
+    assert_eq!(rounds, 2, "sync rounds for 200 appends");
     // The first round synced one file; the rest touched 100 logs and shared one syncfs each.
     assert!(syncs <= 3, "{syncs} syncs for 200 appends");
 }
@@ -82,7 +83,7 @@ fn concurrent_appends_across_many_logs_share_sync_rounds() {
 fn a_thousand_logs_written_at_once_share_a_few_syncs() {
     let (rounds, syncs) = concurrent_appends(1000, 2000);
     eprintln!("2000 appends over 1000 logs: {rounds} sync rounds, {syncs} syncs");
-    assert!(rounds <= 4, "{rounds} sync rounds for 2000 appends");
+    assert_eq!(rounds, 2, "sync rounds for 2000 appends");
     // At most SYNC_FILES_SEPARATELY_MAX syncs per round, whatever the number of logs.
     assert!(
         syncs <= rounds * kinesin_log::SYNC_FILES_SEPARATELY_MAX as u64,
@@ -94,7 +95,7 @@ fn a_thousand_logs_written_at_once_share_a_few_syncs() {
 fn concurrent_appends_to_one_log_share_one_sync() {
     let (rounds, syncs) = concurrent_appends(1, 200);
     eprintln!("200 appends to one log: {rounds} sync rounds, {syncs} file syncs");
-    assert!(rounds <= 3, "{rounds} sync rounds for 200 appends");
+    assert_eq!(rounds, 2, "sync rounds for 200 appends");
     assert!(syncs <= 3, "{syncs} file syncs for 200 appends");
 }
 

@@ -14,6 +14,15 @@ use kinesin_log::{Durability, LogId, SimStorage};
 
 const INTERVAL: Duration = Duration::from_millis(20);
 
+/// Waits (yielding, at most 30 s) until `done`.
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn a_power_cut_loses_at_most_the_last_interval() {
     for seed in 0..8u64 {
@@ -30,8 +39,9 @@ fn a_power_cut_loses_at_most_the_last_interval() {
                 let out = rt.block_on(log.append(id, append as i64, records(id, append, 3, 50))).unwrap();
                 old.push((append, out.first_seq_index));
             }
-            // Several intervals pass: everything above must be synced by now.
-            std::thread::sleep(INTERVAL * 12);
+            // An interval passes: the writer's next periodic sync makes everything above
+            // durable. Awaited, not slept.
+            wait_until(|| sim.all_files_synced());
             let mut young = Vec::new();
             for append in 40..(40 + seed * 3) {
                 let out = rt.block_on(log.append(id, append as i64, records(id, append, 3, 50))).unwrap();

@@ -251,8 +251,12 @@ fn interval_durability_acknowledges_after_write_and_syncs_later() {
         }
         assert!(sim.counts().file_syncs - syncs_before < 20, "appends did not wait for a sync each");
         assert_eq!(read_all(&log, id).len(), 20, "acknowledged appends are visible at once");
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(sim.counts().file_syncs > syncs_before, "the interval sync ran");
+        // The interval sync runs (awaited, bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while sim.counts().file_syncs == syncs_before {
+            assert!(std::time::Instant::now() < deadline, "the interval sync never ran");
+            std::thread::yield_now();
+        }
     }
     sim.restart(None);
     let log = common::open_sim(&sim, &config);

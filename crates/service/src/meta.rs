@@ -348,6 +348,18 @@ impl MetaStore {
         Ok((store, loaded))
     }
 
+    /// [`MetaStore::open`] on another redb storage backend than a file (the crash simulation's
+    /// `SimStorage`, in `tests/meta_crash.rs`); `label` names the store in errors.
+    pub fn open_on_backend(
+        backend: impl redb::StorageBackend,
+        label: &str,
+    ) -> Result<(MetaStore, Loaded), MetaError> {
+        let db = Database::builder().create_with_backend(backend).map_err(|e| store_err(label)(e.into()))?;
+        let store = MetaStore { db, path: label.to_string() };
+        let loaded = store.load_or_init()?;
+        Ok((store, loaded))
+    }
+
     fn load_or_init(&self) -> Result<Loaded, MetaError> {
         let e = store_err(&self.path);
         let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
