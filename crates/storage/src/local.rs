@@ -1,0 +1,285 @@
+//! The local implementations: the data directory as kinesin has always written it.
+//!
+//! - [`LocalShardLog`]: `kinesin_log::Log` (segment files under `<data-dir>/log`, one writer
+//!   thread, group commit). Reads (pread and decryption of up to 10 MiB) run on the blocking
+//!   pool. Epochs and seals are held in memory: one process owns the directory, takes every log
+//!   at start (`acquire`) and re-seals closed shards from the catalog.
+//! - [`RedbCatalog`]: `meta.redb`, one redb table per catalog table (`streams`, `account`), values
+//!   the documents' bytes, exactly the layout of format version 1 (docs/format.md, "Metadata").
+//!   Versions are not stored (the layout has no place for them): they are numbered in memory
+//!   from the open, which is enough while one process owns the file (redb locks it).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use kinesin_log::{AppendOutcome, BatchKey, HistogramSnapshot, Log, LogConfig, LogId, LogStats, RecordIn};
+use parking_lot::{Mutex, RwLock};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
+use tokio::sync::watch;
+
+use crate::catalog::{check, Catalog, ChangeFeed, Doc, Snapshot, Version, Write};
+use crate::error::{CatalogError, ShardLogError};
+use crate::owner::Ownership;
+use crate::shard_log::{Epoch, KeySet, ReadOutcome, ReadRequest, ShardLog, TipWatch};
+
+/// `kinesin_log::Log` as a [`ShardLog`].
+pub struct LocalShardLog {
+    log: Arc<Log>,
+    owners: RwLock<HashMap<LogId, Arc<Ownership>>>,
+}
+
+impl LocalShardLog {
+    /// Opens (creating if needed) the log directory and recovers every log in it.
+    pub fn open(config: LogConfig) -> Result<LocalShardLog, ShardLogError> {
+        LocalShardLog::from_log(Log::open_default(config)?)
+    }
+
+    /// Wraps an open log (for tests on simulated storage).
+    pub fn from_log(log: Log) -> Result<LocalShardLog, ShardLogError> {
+        let mut owners = HashMap::new();
+        for id in log.ids() {
+            owners.insert(id, Arc::new(Ownership::new(log.tip(id)?)));
+        }
+        Ok(LocalShardLog { log: Arc::new(log), owners: RwLock::new(owners) })
+    }
+
+    pub fn stats(&self) -> LogStats {
+        self.log.stats()
+    }
+
+    pub fn sync_latency(&self) -> HistogramSnapshot {
+        self.log.sync_latency()
+    }
+
+    fn owner(&self, id: LogId) -> Result<Arc<Ownership>, ShardLogError> {
+        self.owners.read().get(&id).cloned().ok_or(ShardLogError::NotFound(id))
+    }
+}
+
+fn read_now(log: &Log, id: LogId, request: ReadRequest, keys: &KeySet) -> Result<ReadOutcome, ShardLogError> {
+    let horizon = if request.not_before_ms == i64::MIN { 0 } else { log.seek_time(id, request.not_before_ms)? };
+    let start = request.from.max(horizon);
+    let out = log.read_with(id, start, request.max_records, request.max_bytes, keys)?;
+    let tip = log.tip(id)?;
+    let newest_arrival_ms = log.newest_arrival_ms(id)?;
+    Ok(ReadOutcome { records: out.records, start, next_seq_index: out.next_seq_index, tip, newest_arrival_ms })
+}
+
+impl ShardLog for LocalShardLog {
+    async fn create(&self, logs: &[(LogId, u64)]) -> Result<Vec<Epoch>, ShardLogError> {
+        self.log.create_many(logs)?;
+        let owners: Vec<Arc<Ownership>> = logs.iter().map(|(_, first)| Arc::new(Ownership::new(*first))).collect();
+        {
+            let mut map = self.owners.write();
+            for ((id, _), owner) in logs.iter().zip(&owners) {
+                map.insert(*id, Arc::clone(owner));
+            }
+        }
+        let mut epochs = Vec::with_capacity(owners.len());
+        for owner in owners {
+            epochs.push(owner.acquire().await);
+        }
+        Ok(epochs)
+    }
+
+    async fn acquire(&self, id: LogId) -> Result<Epoch, ShardLogError> {
+        Ok(self.owner(id)?.acquire().await)
+    }
+
+    async fn append(
+        &self,
+        id: LogId,
+        epoch: Epoch,
+        now_ms: i64,
+        records: Vec<RecordIn>,
+        key: Option<&BatchKey>,
+    ) -> Result<AppendOutcome, ShardLogError> {
+        let owner = self.owner(id)?;
+        let admitted = owner.admit(id, epoch).await?;
+        let count = records.len() as u64;
+        let out = self.log.append_with(id, now_ms, records, key).await?;
+        drop(admitted);
+        owner.advanced(out.first_seq_index + count);
+        Ok(out)
+    }
+
+    async fn seal(&self, id: LogId, epoch: Epoch) -> Result<u64, ShardLogError> {
+        let owner = self.owner(id)?;
+        owner.seal(id, epoch, || Ok(self.log.tip(id)?)).await
+    }
+
+    async fn read(&self, id: LogId, request: ReadRequest, keys: KeySet) -> Result<ReadOutcome, ShardLogError> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let log = Arc::clone(&self.log);
+                runtime.spawn_blocking(move || read_now(&log, id, request, &keys)).await.map_err(|e| {
+                    ShardLogError::Unavailable { detail: format!("the read task failed: {e}"), storage_full: false }
+                })?
+            }
+            // No runtime (a synchronous caller): this thread may block.
+            Err(_) => read_now(&self.log, id, request, &keys),
+        }
+    }
+
+    async fn seek_time(&self, id: LogId, arrival_ms: i64) -> Result<u64, ShardLogError> {
+        Ok(self.log.seek_time(id, arrival_ms)?)
+    }
+
+    async fn tip(&self, id: LogId) -> Result<u64, ShardLogError> {
+        Ok(self.log.tip(id)?)
+    }
+
+    async fn trim_before(&self, id: LogId, arrival_ms: i64) -> Result<u64, ShardLogError> {
+        Ok(self.log.trim_before(id, arrival_ms)?)
+    }
+
+    async fn delete(&self, id: LogId) -> Result<(), ShardLogError> {
+        self.log.delete(id)?;
+        self.owners.write().remove(&id);
+        Ok(())
+    }
+
+    async fn ids(&self) -> Result<Vec<LogId>, ShardLogError> {
+        Ok(self.log.ids())
+    }
+
+    fn watch(&self, id: LogId) -> Result<TipWatch, ShardLogError> {
+        Ok(self.owner(id)?.watch())
+    }
+
+    fn shutdown(&self) {
+        self.log.shutdown();
+    }
+}
+
+fn table(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// `meta.redb` as a [`Catalog`].
+pub struct RedbCatalog {
+    db: Database,
+    path: String,
+    /// Held across each commit (redb serializes write transactions anyway) and snapshot.
+    versions: Mutex<Versions>,
+    feed: watch::Sender<u64>,
+}
+
+struct Versions {
+    seq: u64,
+    of: HashMap<(String, String), Version>,
+}
+
+impl RedbCatalog {
+    /// Opens (creating if needed) the database and makes `tables` exist, as earlier versions
+    /// did on every start.
+    pub fn open(path: &Path, tables: &[&str]) -> Result<RedbCatalog, CatalogError> {
+        let shown = path.display().to_string();
+        let e = unavailable(&shown);
+        let db = Database::create(path).map_err(|x| e(x.into()))?;
+        let tx = db.begin_write().map_err(|x| e(x.into()))?;
+        for name in tables {
+            tx.open_table(table(name)).map_err(|x| e(x.into()))?;
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        let catalog = RedbCatalog {
+            db,
+            path: shown.clone(),
+            versions: Mutex::new(Versions { seq: 1, of: HashMap::new() }),
+            feed: watch::Sender::new(1),
+        };
+        let docs = catalog.read_all(&|_, _| 1)?;
+        catalog.versions.lock().of = docs.into_iter().map(|d| ((d.table, d.key), 1)).collect();
+        Ok(catalog)
+    }
+
+    fn read_all(&self, version: &dyn Fn(&str, &str) -> Version) -> Result<Vec<Doc>, CatalogError> {
+        let e = unavailable(&self.path);
+        let read = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let mut docs = Vec::new();
+        let mut names: Vec<String> =
+            read.list_tables().map_err(|x| e(x.into()))?.map(|h| h.name().to_string()).collect();
+        names.sort();
+        for name in names {
+            let t = read.open_table(table(&name)).map_err(|x| e(x.into()))?;
+            for entry in t.iter().map_err(|x| e(x.into()))? {
+                let (k, v) = entry.map_err(|x| e(x.into()))?;
+                let key = k.value().to_string();
+                docs.push(Doc { version: version(&name, &key), table: name.clone(), key, value: v.value().to_vec() });
+            }
+        }
+        Ok(docs)
+    }
+}
+
+fn unavailable(path: &str) -> impl Fn(redb::Error) -> CatalogError + '_ {
+    move |e| CatalogError::Unavailable { store: path.to_string(), detail: e.to_string() }
+}
+
+impl Catalog for RedbCatalog {
+    fn describe(&self) -> &str {
+        &self.path
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, CatalogError> {
+        let versions = self.versions.lock();
+        let docs = self.read_all(&|t, k| versions.of.get(&(t.to_string(), k.to_string())).copied().unwrap_or(1))?;
+        Ok(Snapshot { seq: versions.seq, docs })
+    }
+
+    async fn get(&self, t: &str, key: &str) -> Result<Option<Doc>, CatalogError> {
+        let e = unavailable(&self.path);
+        let versions = self.versions.lock();
+        let read = self.db.begin_read().map_err(|x| e(x.into()))?;
+        let opened = match read.open_table(table(t)) {
+            Ok(opened) => opened,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(x) => return Err(e(x.into())),
+        };
+        let found = opened.get(key).map_err(|x| e(x.into()))?;
+        Ok(found.map(|v| Doc {
+            table: t.to_string(),
+            key: key.to_string(),
+            version: versions.of.get(&(t.to_string(), key.to_string())).copied().unwrap_or(1),
+            value: v.value().to_vec(),
+        }))
+    }
+
+    async fn commit(&self, writes: &[Write<'_>]) -> Result<Version, CatalogError> {
+        let e = unavailable(&self.path);
+        let mut versions = self.versions.lock();
+        for w in writes {
+            check(&self.path, w, versions.of.get(&(w.table.to_string(), w.key.to_string())).copied())?;
+        }
+        let seq = versions.seq + 1;
+        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
+        for w in writes {
+            let mut t = tx.open_table(table(w.table)).map_err(|x| e(x.into()))?;
+            match w.value {
+                Some(value) => {
+                    t.insert(w.key, value).map_err(|x| e(x.into()))?;
+                }
+                None => {
+                    t.remove(w.key).map_err(|x| e(x.into()))?;
+                }
+            }
+        }
+        tx.commit().map_err(|x| e(x.into()))?;
+        versions.seq = seq;
+        for w in writes {
+            let key = (w.table.to_string(), w.key.to_string());
+            match w.value {
+                Some(_) => versions.of.insert(key, seq),
+                None => versions.of.remove(&key),
+            };
+        }
+        drop(versions);
+        self.feed.send_replace(seq);
+        Ok(seq)
+    }
+
+    fn changes(&self) -> ChangeFeed {
+        ChangeFeed::new(self.feed.subscribe())
+    }
+}
