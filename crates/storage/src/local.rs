@@ -283,3 +283,112 @@ impl Catalog for RedbCatalog {
         ChangeFeed::new(self.feed.subscribe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use kinesin_log::{FsStorage, Log, LogConfig, LogId, RecordIn, Storage, StorageFile};
+    use parking_lot::Mutex;
+
+    use super::LocalShardLog;
+    use crate::{KeySet, ReadRequest, ShardLog};
+
+    /// The real filesystem, noting the thread of every read.
+    #[derive(Default)]
+    struct Spy {
+        readers: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[derive(Debug)]
+    struct SpyFile {
+        file: Arc<dyn StorageFile>,
+        readers: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl StorageFile for SpyFile {
+        fn len_bytes(&self) -> io::Result<u64> {
+            self.file.len_bytes()
+        }
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            self.readers.lock().push(std::thread::current().name().unwrap_or("").to_string());
+            self.file.read_exact_at(buf, offset)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            self.file.write_all_at(buf, offset)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.file.sync_data()
+        }
+    }
+
+    impl Spy {
+        fn wrap(&self, file: io::Result<Arc<dyn StorageFile>>) -> io::Result<Arc<dyn StorageFile>> {
+            Ok(Arc::new(SpyFile { file: file?, readers: Arc::clone(&self.readers) }))
+        }
+    }
+
+    impl Storage for Spy {
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            FsStorage.create_dir_all(path)
+        }
+        fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+            FsStorage.list_dir(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            FsStorage.sync_dir(path)
+        }
+        fn create_file(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+            self.wrap(FsStorage.create_file(path))
+        }
+        fn create_file_with_mode(&self, path: &Path, mode: u32) -> io::Result<Arc<dyn StorageFile>> {
+            self.wrap(FsStorage.create_file_with_mode(path, mode))
+        }
+        fn open_file(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+            self.wrap(FsStorage.open_file(path))
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            FsStorage.remove_file(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            FsStorage.rename(from, to)
+        }
+        fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+            FsStorage.remove_dir_all(path)
+        }
+        fn sync_filesystem(&self, path: &Path) -> io::Result<()> {
+            FsStorage.sync_filesystem(path)
+        }
+    }
+
+    /// GetRecords and SubscribeToShard read (pread, decryption) up to 10 MiB: never on the
+    /// runtime thread that awaits the read.
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_run_on_the_blocking_pool_not_on_the_awaiting_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let spy = Spy::default();
+        let readers = Arc::clone(&spy.readers);
+        // No in-memory tail: every read goes to the segment file.
+        let config = LogConfig { tail_bytes_per_log_max: 0, tail_bytes_total_max: 0, ..LogConfig::new(dir.path()) };
+        let log = LocalShardLog::from_log(Log::open(config, Arc::new(spy)).unwrap()).unwrap();
+        let id = LogId(1);
+        let epoch = log.create(&[(id, 1)]).await.unwrap()[0];
+        let record = RecordIn { partition_key: Bytes::from("pk"), data: Bytes::from(vec![1u8; 1000]) };
+        log.append(id, epoch, 1, vec![record], None).await.unwrap();
+        readers.lock().clear();
+        let request = ReadRequest { from: 0, not_before_ms: i64::MIN, max_records: 10, max_bytes: 1 << 20 };
+        let out = log.read(id, request, KeySet::default()).await.unwrap();
+        assert_eq!(out.records.len(), 1);
+        let here = std::thread::current().name().unwrap_or("").to_string();
+        let readers = readers.lock().clone();
+        assert!(!readers.is_empty(), "the read did not reach the file");
+        assert!(readers.iter().all(|r| *r != here), "read on the awaiting thread {here:?}: {readers:?}");
+        log.shutdown();
+    }
+}
