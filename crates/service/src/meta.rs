@@ -615,4 +615,89 @@ mod tests {
         let e = store.encode("orders", &Unencodable).unwrap_err().to_string();
         assert!(e.contains("meta.redb") && e.contains("document orders cannot be encoded"), "{e}");
     }
+
+    /// A `meta.redb` as the code before the storage traits wrote it (format version 1: redb
+    /// tables `streams` and `account`, JSON documents; written here with redb the way that code
+    /// did) opens with everything in it, and what the store writes now reads back the old way.
+    #[test]
+    fn a_meta_redb_of_the_previous_code_opens_and_keeps_its_layout() {
+        use redb::TableHandle;
+        const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let orders = stream(&halves());
+        let token = [9u8; 32];
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut account = tx.open_table(ACCOUNT).unwrap();
+                let mut streams = tx.open_table(STREAMS).unwrap();
+                account.insert("format_version", b"1".as_slice()).unwrap();
+                account.insert("token_key", token.as_slice()).unwrap();
+                account.insert("counters", br#"{"next_incarnation":5,"next_log_id":9}"#.as_slice()).unwrap();
+                account
+                    .insert(
+                        "settings",
+                        br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#.as_slice(),
+                    )
+                    .unwrap();
+                streams.insert("orders", serde_json::to_vec(&orders).unwrap().as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let (store, loaded) = MetaStore::open(&path).unwrap();
+        assert_eq!(loaded.token_key, token);
+        assert_eq!((loaded.counters.next_incarnation, loaded.counters.next_log_id), (5, 9));
+        assert_eq!(loaded.settings.billing_commitment_enabled_ms, Some(123));
+        assert_eq!(loaded.streams.len(), 1);
+        assert_eq!(serde_json::to_vec(&loaded.streams[0]).unwrap(), serde_json::to_vec(&orders).unwrap());
+
+        let mut next = loaded.streams[0].clone();
+        next.retention_hours = 48;
+        let other = StreamMeta::for_test("other", Vec::new());
+        let counters = Counters { next_incarnation: 6, next_log_id: 10 };
+        store
+            .commit(&Change { put_streams: &[&next, &other], counters: Some(&counters), ..Default::default() })
+            .unwrap();
+        store.commit(&Change { remove_streams: &["other"], ..Default::default() }).unwrap();
+        drop(store);
+
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let mut tables: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        tables.sort();
+        assert_eq!(tables, ["account", "streams"]);
+        let streams = tx.open_table(STREAMS).unwrap();
+        let keys: Vec<String> = streams.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
+        assert_eq!(keys, ["orders"]);
+        assert_eq!(streams.get("orders").unwrap().unwrap().value(), serde_json::to_vec(&next).unwrap().as_slice());
+        let account = tx.open_table(ACCOUNT).unwrap();
+        let value = |key: &str| account.get(key).unwrap().unwrap().value().to_vec();
+        assert_eq!(value("format_version"), b"1");
+        assert_eq!(value("token_key"), token);
+        assert_eq!(value("counters"), serde_json::to_vec(&counters).unwrap());
+        assert_eq!(value("settings"), br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#);
+    }
+
+    /// A new store has the two tables, its format version and a token key, as before.
+    #[test]
+    fn a_new_meta_redb_has_the_previous_layout() {
+        use redb::TableHandle;
+        const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let (_, loaded) = MetaStore::open(&path).unwrap();
+        drop(MetaStore::open(&path).unwrap());
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let mut tables: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        tables.sort();
+        assert_eq!(tables, ["account", "streams"]);
+        let account = tx.open_table(ACCOUNT).unwrap();
+        let keys: Vec<String> = account.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
+        assert_eq!(keys, ["format_version", "token_key"]);
+        assert_eq!(account.get("token_key").unwrap().unwrap().value(), loaded.token_key);
+        assert_eq!(account.get("format_version").unwrap().unwrap().value(), b"1");
+    }
 }
