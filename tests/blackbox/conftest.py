@@ -1,3 +1,4 @@
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -7,6 +8,29 @@ from botocore.exceptions import ClientError
 
 import kutil
 from kutil import Server, make_client, unique_name, wait_status
+
+
+# KINESIN_STORAGE=memory runs every server of the suite with `--storage memory` (the variable is
+# the flag's environment form, which each server inherits). Tests about what the data directory
+# keeps (restarts, kill -9, a full disk, files on disk) do not apply there: skipped, by file or
+# by test, with the reason.
+MEMORY = os.environ.get("KINESIN_STORAGE") == "memory"
+DISK_ONLY = {
+    "test_persistence.py": "restarts and kill -9 on a data directory",
+    "test_crash_loop.py": "kill -9 and recovery of a data directory",
+    "test_disk_full.py": "a full disk under the data directory",
+    "test_container.py": "the container image keeps its data in a volume",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not MEMORY:
+        return
+    for item in items:
+        test = item.nodeid.split("/")[-1].split("[")[0]
+        reason = DISK_ONLY.get(test.split("::")[0]) or DISK_ONLY.get(test)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"--storage memory: {reason}"))
 
 
 @pytest.fixture(scope="session")
