@@ -425,16 +425,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let server =
         runtime.spawn(kinesin_server::serve_slot(listener, tls, slot.clone(), limits, shutdown_signal()));
 
-    let service = Arc::new(
-        Service::open(cfg, Clock::system())
-            .with_context(|| {
-                if memory {
-                    "cannot start the service (--storage memory)".to_string()
-                } else {
-                    format!("cannot open the data directory {}", data_dir.display())
-                }
-            })?,
-    );
+    let service = Arc::new(Service::open(cfg, Clock::system()).with_context(|| {
+        if memory {
+            "cannot start the service (--storage memory)".to_string()
+        } else {
+            format!("cannot open the data directory {}", data_dir.display())
+        }
+    })?);
     for (name, shards) in init {
         service
             .init_stream(&name, shards)

@@ -469,7 +469,12 @@ impl Service {
             .then_some(s)
     }
 
-    async fn run_subscription(&self, sub: &Subscription, mut tip: TipWatch, tx: &mpsc::Sender<SubscribeEvent>) {
+    async fn run_subscription(
+        &self,
+        sub: &Subscription,
+        mut tip: TipWatch,
+        tx: &mpsc::Sender<SubscribeEvent>,
+    ) {
         let started = self.clock.now_ms();
         let mut position = sub.position;
         // As if an event had just fallen due: the first one goes out at once (no i64::MIN

@@ -295,7 +295,8 @@ impl Kms {
         }
         let managed = !keys.iter().any(|k| k.aliases.iter().any(|a| a == AWS_MANAGED_ALIAS));
         if let (true, None) = (managed, data_dir) {
-            let text = managed_key_text().map_err(|e| keyring_error("the in-memory AWS-managed key", e.to_string()))?;
+            let text = managed_key_text()
+                .map_err(|e| keyring_error("the in-memory AWS-managed key", e.to_string()))?;
             let text = String::from_utf8_lossy(&text);
             load_text(&text, "the in-memory AWS-managed key", Path::new("."), region, account, &mut keys)?;
         }

@@ -169,10 +169,15 @@ impl Service {
                     path: cfg.data_dir.display().to_string(),
                     source,
                 })?;
-                let kms = kms::Kms::load(&cfg.kms_keyring, Some(&cfg.data_dir), &cfg.region, &cfg.account_id)?;
-                let catalog = RedbCatalog::open(&cfg.data_dir.join("meta.redb"), &[meta::STREAMS_TABLE, meta::ACCOUNT_TABLE])
-                    .map_err(meta::MetaError::from)?;
-                let log_cfg = LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
+                let kms =
+                    kms::Kms::load(&cfg.kms_keyring, Some(&cfg.data_dir), &cfg.region, &cfg.account_id)?;
+                let catalog = RedbCatalog::open(
+                    &cfg.data_dir.join("meta.redb"),
+                    &[meta::STREAMS_TABLE, meta::ACCOUNT_TABLE],
+                )
+                .map_err(meta::MetaError::from)?;
+                let log_cfg =
+                    LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
                 (kms, AnyCatalog::Local(catalog), AnyShardLog::Local(LocalShardLog::open(log_cfg)?))
             }
             StorageKind::Memory => {

@@ -395,8 +395,10 @@ impl MetaStore {
             versions.insert((table, doc.key.clone()), doc.version);
         }
         if !init.is_empty() {
-            let writes: Vec<Write<'_>> =
-                init.iter().map(|(key, value)| Write::put(ACCOUNT_TABLE, key, Expect::Absent, value)).collect();
+            let writes: Vec<Write<'_>> = init
+                .iter()
+                .map(|(key, value)| Write::put(ACCOUNT_TABLE, key, Expect::Absent, value))
+                .collect();
             let version = wait(self.catalog.commit(&writes))?;
             for (key, _) in &init {
                 versions.insert((ACCOUNT_TABLE, key.to_string()), version);
@@ -426,7 +428,9 @@ impl MetaStore {
             .map(|(table, key, value)| Write {
                 table,
                 key,
-                expect: versions.get(&(*table, key.to_string())).map_or(Expect::Absent, |v| Expect::Version(*v)),
+                expect: versions
+                    .get(&(*table, key.to_string()))
+                    .map_or(Expect::Absent, |v| Expect::Version(*v)),
                 value: value.as_deref(),
             })
             .collect();
@@ -639,7 +643,8 @@ mod tests {
                 account
                     .insert(
                         "settings",
-                        br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#.as_slice(),
+                        br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#
+                            .as_slice(),
                     )
                     .unwrap();
                 streams.insert("orders", serde_json::to_vec(&orders).unwrap().as_slice()).unwrap();
@@ -658,7 +663,11 @@ mod tests {
         let other = StreamMeta::for_test("other", Vec::new());
         let counters = Counters { next_incarnation: 6, next_log_id: 10 };
         store
-            .commit(&Change { put_streams: &[&next, &other], counters: Some(&counters), ..Default::default() })
+            .commit(&Change {
+                put_streams: &[&next, &other],
+                counters: Some(&counters),
+                ..Default::default()
+            })
             .unwrap();
         store.commit(&Change { remove_streams: &["other"], ..Default::default() }).unwrap();
         drop(store);
@@ -671,13 +680,19 @@ mod tests {
         let streams = tx.open_table(STREAMS).unwrap();
         let keys: Vec<String> = streams.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
         assert_eq!(keys, ["orders"]);
-        assert_eq!(streams.get("orders").unwrap().unwrap().value(), serde_json::to_vec(&next).unwrap().as_slice());
+        assert_eq!(
+            streams.get("orders").unwrap().unwrap().value(),
+            serde_json::to_vec(&next).unwrap().as_slice()
+        );
         let account = tx.open_table(ACCOUNT).unwrap();
         let value = |key: &str| account.get(key).unwrap().unwrap().value().to_vec();
         assert_eq!(value("format_version"), b"1");
         assert_eq!(value("token_key"), token);
         assert_eq!(value("counters"), serde_json::to_vec(&counters).unwrap());
-        assert_eq!(value("settings"), br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#);
+        assert_eq!(
+            value("settings"),
+            br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#
+        );
     }
 
     /// A new store has the two tables, its format version and a token key, as before.

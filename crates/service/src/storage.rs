@@ -7,7 +7,9 @@ use std::future::Future;
 use parking_lot::RwLock;
 
 use kinesin_log::{AppendOutcome, BatchKey, HistogramSnapshot, LogId, LogStats, RecordIn};
-use kinesin_storage::{AnyShardLog, Epoch, KeySet, ReadOutcome, ReadRequest, ShardLog, ShardLogError, TipWatch};
+use kinesin_storage::{
+    AnyShardLog, Epoch, KeySet, ReadOutcome, ReadRequest, ShardLog, ShardLogError, TipWatch,
+};
 
 /// Where the service keeps streams and records (`kinesin serve --storage`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

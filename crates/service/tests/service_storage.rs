@@ -55,9 +55,13 @@ async fn scenario(svc: &Service) -> Vec<Value> {
     for i in 0..6 {
         put(svc, &format!("plain-{i}")).await;
     }
-    call(svc, "StartStreamEncryption", json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}))
-        .await
-        .unwrap();
+    call(
+        svc,
+        "StartStreamEncryption",
+        json!({"StreamName": "s", "EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}),
+    )
+    .await
+    .unwrap();
     for i in 0..4 {
         put(svc, &format!("sealed-{i}")).await;
     }

@@ -1,7 +1,9 @@
 //! One of the implementations, chosen at run time (`--storage`), by enum dispatch: each call is
 //! a `match` and the implementation's own future inline, no `Box` and no `dyn`.
 
-use kinesin_log::{AppendOutcome, BatchKey, HistogramSnapshot, LogId, LogStats, RecordIn, LATENCY_BUCKETS_MS};
+use kinesin_log::{
+    AppendOutcome, BatchKey, HistogramSnapshot, LogId, LogStats, RecordIn, LATENCY_BUCKETS_MS,
+};
 
 use crate::catalog::{Catalog, ChangeFeed, Doc, Snapshot, Version, Write};
 use crate::error::{CatalogError, ShardLogError};
@@ -72,7 +74,12 @@ impl ShardLog for AnyShardLog {
         dispatch!(self, l => l.seal(id, epoch).await)
     }
 
-    async fn read(&self, id: LogId, request: ReadRequest, keys: KeySet) -> Result<ReadOutcome, ShardLogError> {
+    async fn read(
+        &self,
+        id: LogId,
+        request: ReadRequest,
+        keys: KeySet,
+    ) -> Result<ReadOutcome, ShardLogError> {
         dispatch!(self, l => l.read(id, request, keys).await)
     }
 

@@ -8,14 +8,18 @@ use kinesin_log::{BatchKey, LogConfig, LogId, RecordIn};
 use crate::local::{LocalShardLog, RedbCatalog};
 use crate::memory::{MemoryCatalog, MemoryShardLog};
 use crate::{
-    AnyCatalog, AnyShardLog, Catalog, CatalogError, Expect, KeySet, ReadRequest, ShardLog, ShardLogError, Write,
+    AnyCatalog, AnyShardLog, Catalog, CatalogError, Expect, KeySet, ReadRequest, ShardLog, ShardLogError,
+    Write,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn records(n: usize, size: usize) -> Vec<RecordIn> {
     (0..n)
-        .map(|i| RecordIn { partition_key: Bytes::from(format!("pk{i}")), data: Bytes::from(vec![i as u8; size]) })
+        .map(|i| RecordIn {
+            partition_key: Bytes::from(format!("pk{i}")),
+            data: Bytes::from(vec![i as u8; size]),
+        })
         .collect()
 }
 
@@ -61,7 +65,10 @@ async fn append_and_read<L: ShardLog>(log: &L) {
     assert_eq!(log.ids().await.unwrap(), [id]);
     log.delete(id).await.unwrap();
     assert!(matches!(log.tip(id).await, Err(ShardLogError::NotFound(_))));
-    assert!(matches!(log.append(id, epoch, 3_000, records(1, 1), None).await, Err(ShardLogError::NotFound(_))));
+    assert!(matches!(
+        log.append(id, epoch, 3_000, records(1, 1), None).await,
+        Err(ShardLogError::NotFound(_))
+    ));
     assert!(log.ids().await.unwrap().is_empty());
 }
 
@@ -86,7 +93,10 @@ async fn epochs_fence_and_seal_ends<L: ShardLog>(log: &L) {
     assert!(matches!(sealed, ShardLogError::Sealed { end: 4, .. }), "{sealed:?}");
     // A new owner finds it sealed too; reads go on.
     let third = log.acquire(id).await.unwrap();
-    assert!(matches!(log.append(id, third, 1_000, records(1, 1), None).await, Err(ShardLogError::Sealed { .. })));
+    assert!(matches!(
+        log.append(id, third, 1_000, records(1, 1), None).await,
+        Err(ShardLogError::Sealed { .. })
+    ));
     assert_eq!(log.read(id, all(0), KeySet::default()).await.unwrap().records.len(), 3);
 }
 
@@ -178,7 +188,10 @@ async fn catalog_contract(catalog: &AnyCatalog) {
     let doc = catalog.get("streams", "a").await.unwrap().unwrap();
     assert_eq!((doc.version, doc.value.as_slice()), (v1, &b"one"[..]));
     let taken = catalog.commit(&[Write::put("streams", "a", Expect::Absent, b"two")]).await.unwrap_err();
-    assert!(matches!(&taken, CatalogError::Conflict { key, found: Some(v), .. } if key == "a" && *v == v1), "{taken:?}");
+    assert!(
+        matches!(&taken, CatalogError::Conflict { key, found: Some(v), .. } if key == "a" && *v == v1),
+        "{taken:?}"
+    );
     let v2 = catalog.commit(&[Write::put("streams", "a", Expect::Version(v1), b"two")]).await.unwrap();
     assert!(v2 > v1);
     // All or nothing: one stale write fails the whole set.
@@ -222,7 +235,8 @@ async fn catalog_contract(catalog: &AnyCatalog) {
     let now = feed.seq();
     assert!(now > seen);
     let writes = [Write::put("streams", "c", Expect::Absent, b"c")];
-    let (woke, committed) = tokio::join!(tokio::time::timeout(WAIT, feed.wait_past(now)), catalog.commit(&writes));
+    let (woke, committed) =
+        tokio::join!(tokio::time::timeout(WAIT, feed.wait_past(now)), catalog.commit(&writes));
     assert_eq!(woke.unwrap(), Some(committed.unwrap()));
 }
 
@@ -238,7 +252,8 @@ async fn the_redb_catalog_keeps_the_contract_and_its_documents() {
     let snap = reopened.snapshot().await.unwrap();
     let keys: Vec<&str> = snap.docs.iter().map(|d| d.key.as_str()).collect();
     assert_eq!(keys, ["counters", "settings", "b", "c"]);
-    let counters: serde_json::Value = serde_json::from_slice(&snap.get("account", "counters").unwrap().value).unwrap();
+    let counters: serde_json::Value =
+        serde_json::from_slice(&snap.get("account", "counters").unwrap().value).unwrap();
     assert_eq!(counters, serde_json::json!({"next_log_id": 7, "next_incarnation": 2}));
     // Versions restart with the process, and compare-and-set goes on against them.
     let v = snap.get("streams", "b").unwrap().version;

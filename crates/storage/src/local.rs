@@ -58,18 +58,26 @@ impl LocalShardLog {
 }
 
 fn read_now(log: &Log, id: LogId, request: ReadRequest, keys: &KeySet) -> Result<ReadOutcome, ShardLogError> {
-    let horizon = if request.not_before_ms == i64::MIN { 0 } else { log.seek_time(id, request.not_before_ms)? };
+    let horizon =
+        if request.not_before_ms == i64::MIN { 0 } else { log.seek_time(id, request.not_before_ms)? };
     let start = request.from.max(horizon);
     let out = log.read_with(id, start, request.max_records, request.max_bytes, keys)?;
     let tip = log.tip(id)?;
     let newest_arrival_ms = log.newest_arrival_ms(id)?;
-    Ok(ReadOutcome { records: out.records, start, next_seq_index: out.next_seq_index, tip, newest_arrival_ms })
+    Ok(ReadOutcome {
+        records: out.records,
+        start,
+        next_seq_index: out.next_seq_index,
+        tip,
+        newest_arrival_ms,
+    })
 }
 
 impl ShardLog for LocalShardLog {
     async fn create(&self, logs: &[(LogId, u64)]) -> Result<Vec<Epoch>, ShardLogError> {
         self.log.create_many(logs)?;
-        let owners: Vec<Arc<Ownership>> = logs.iter().map(|(_, first)| Arc::new(Ownership::new(*first))).collect();
+        let owners: Vec<Arc<Ownership>> =
+            logs.iter().map(|(_, first)| Arc::new(Ownership::new(*first))).collect();
         {
             let mut map = self.owners.write();
             for ((id, _), owner) in logs.iter().zip(&owners) {
@@ -109,12 +117,20 @@ impl ShardLog for LocalShardLog {
         owner.seal(id, epoch, || Ok(self.log.tip(id)?)).await
     }
 
-    async fn read(&self, id: LogId, request: ReadRequest, keys: KeySet) -> Result<ReadOutcome, ShardLogError> {
+    async fn read(
+        &self,
+        id: LogId,
+        request: ReadRequest,
+        keys: KeySet,
+    ) -> Result<ReadOutcome, ShardLogError> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let log = Arc::clone(&self.log);
                 runtime.spawn_blocking(move || read_now(&log, id, request, &keys)).await.map_err(|e| {
-                    ShardLogError::Unavailable { detail: format!("the read task failed: {e}"), storage_full: false }
+                    ShardLogError::Unavailable {
+                        detail: format!("the read task failed: {e}"),
+                        storage_full: false,
+                    }
                 })?
             }
             // No runtime (a synchronous caller): this thread may block.
@@ -206,7 +222,12 @@ impl RedbCatalog {
             for entry in t.iter().map_err(|x| e(x.into()))? {
                 let (k, v) = entry.map_err(|x| e(x.into()))?;
                 let key = k.value().to_string();
-                docs.push(Doc { version: version(&name, &key), table: name.clone(), key, value: v.value().to_vec() });
+                docs.push(Doc {
+                    version: version(&name, &key),
+                    table: name.clone(),
+                    key,
+                    value: v.value().to_vec(),
+                });
             }
         }
         Ok(docs)
@@ -224,7 +245,8 @@ impl Catalog for RedbCatalog {
 
     async fn snapshot(&self) -> Result<Snapshot, CatalogError> {
         let versions = self.versions.lock();
-        let docs = self.read_all(&|t, k| versions.of.get(&(t.to_string(), k.to_string())).copied().unwrap_or(1))?;
+        let docs =
+            self.read_all(&|t, k| versions.of.get(&(t.to_string(), k.to_string())).copied().unwrap_or(1))?;
         Ok(Snapshot { seq: versions.seq, docs })
     }
 
@@ -375,7 +397,8 @@ mod tests {
         let spy = Spy::default();
         let readers = Arc::clone(&spy.readers);
         // No in-memory tail: every read goes to the segment file.
-        let config = LogConfig { tail_bytes_per_log_max: 0, tail_bytes_total_max: 0, ..LogConfig::new(dir.path()) };
+        let config =
+            LogConfig { tail_bytes_per_log_max: 0, tail_bytes_total_max: 0, ..LogConfig::new(dir.path()) };
         let log = LocalShardLog::from_log(Log::open(config, Arc::new(spy)).unwrap()).unwrap();
         let id = LogId(1);
         let epoch = log.create(&[(id, 1)]).await.unwrap()[0];

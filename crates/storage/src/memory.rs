@@ -90,7 +90,9 @@ fn check_append(records: &[RecordIn], encrypted: bool) -> Result<usize, ShardLog
         + payload
         + if encrypted { ENCRYPTION_OVERHEAD_BYTES } else { 0 };
     if encoded > BATCH_BYTES_MAX {
-        return Err(ShardLogError::Invalid(format!("{encoded} bytes encoded, at most {BATCH_BYTES_MAX} allowed")));
+        return Err(ShardLogError::Invalid(format!(
+            "{encoded} bytes encoded, at most {BATCH_BYTES_MAX} allowed"
+        )));
     }
     Ok(payload)
 }
@@ -180,10 +182,16 @@ impl ShardLog for MemoryShardLog {
         log.owner.seal(id, epoch, || Ok(log.data.read().tip)).await
     }
 
-    async fn read(&self, id: LogId, request: ReadRequest, keys: KeySet) -> Result<ReadOutcome, ShardLogError> {
+    async fn read(
+        &self,
+        id: LogId,
+        request: ReadRequest,
+        keys: KeySet,
+    ) -> Result<ReadOutcome, ShardLogError> {
         let log = self.log(id)?;
         let data = log.data.read();
-        let horizon = if request.not_before_ms == i64::MIN { 0 } else { data.seek_time(request.not_before_ms) };
+        let horizon =
+            if request.not_before_ms == i64::MIN { 0 } else { data.seek_time(request.not_before_ms) };
         let start = request.from.max(horizon);
         let mut records = Vec::new();
         let mut next = start.max(data.first);
@@ -222,7 +230,13 @@ impl ShardLog for MemoryShardLog {
             }
             b += 1;
         }
-        Ok(ReadOutcome { records, start, next_seq_index: next, tip: data.tip, newest_arrival_ms: data.newest_arrival_ms() })
+        Ok(ReadOutcome {
+            records,
+            start,
+            next_seq_index: next,
+            tip: data.tip,
+            newest_arrival_ms: data.newest_arrival_ms(),
+        })
     }
 
     async fn seek_time(&self, id: LogId, arrival_ms: i64) -> Result<u64, ShardLogError> {
@@ -278,7 +292,10 @@ struct MemCatalog {
 
 impl Default for MemoryCatalog {
     fn default() -> MemoryCatalog {
-        MemoryCatalog { state: Mutex::new(MemCatalog { seq: 1, docs: BTreeMap::new() }), feed: watch::Sender::new(1) }
+        MemoryCatalog {
+            state: Mutex::new(MemCatalog { seq: 1, docs: BTreeMap::new() }),
+            feed: watch::Sender::new(1),
+        }
     }
 }
 
@@ -346,4 +363,3 @@ impl Catalog for MemoryCatalog {
         ChangeFeed::new(self.feed.subscribe())
     }
 }
-

@@ -93,7 +93,8 @@ impl TipWatch {
 pub trait ShardLog: Send + Sync + 'static {
     /// Creates empty logs, `(id, first sequence index)` each, durable on return; all or none.
     /// The caller owns them: returns the epoch of each, in order.
-    fn create(&self, logs: &[(LogId, u64)]) -> impl Future<Output = Result<Vec<Epoch>, ShardLogError>> + Send;
+    fn create(&self, logs: &[(LogId, u64)])
+        -> impl Future<Output = Result<Vec<Epoch>, ShardLogError>> + Send;
 
     /// Takes the log for writing with a new epoch, fencing every older one. Waits for the
     /// appends in flight under older epochs.
@@ -123,14 +124,22 @@ pub trait ShardLog: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ReadOutcome, ShardLogError>> + Send;
 
     /// The first sequence index whose arrival is at or after `arrival_ms`; the tip if none.
-    fn seek_time(&self, id: LogId, arrival_ms: i64) -> impl Future<Output = Result<u64, ShardLogError>> + Send;
+    fn seek_time(
+        &self,
+        id: LogId,
+        arrival_ms: i64,
+    ) -> impl Future<Output = Result<u64, ShardLogError>> + Send;
 
     /// The sequence index the next appended record will get.
     fn tip(&self, id: LogId) -> impl Future<Output = Result<u64, ShardLogError>> + Send;
 
     /// Drops stored records that arrived before `arrival_ms` (in whole storage units: a backend
     /// may keep some longer; readers filter with `not_before_ms`). Returns the bytes freed.
-    fn trim_before(&self, id: LogId, arrival_ms: i64) -> impl Future<Output = Result<u64, ShardLogError>> + Send;
+    fn trim_before(
+        &self,
+        id: LogId,
+        arrival_ms: i64,
+    ) -> impl Future<Output = Result<u64, ShardLogError>> + Send;
 
     /// Removes the log. Appends in flight fail `NotFound`; watchers end.
     fn delete(&self, id: LogId) -> impl Future<Output = Result<(), ShardLogError>> + Send;
