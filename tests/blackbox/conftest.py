@@ -20,6 +20,13 @@ DISK_ONLY = {
     "test_crash_loop.py": "kill -9 and recovery of a data directory",
     "test_disk_full.py": "a full disk under the data directory",
     "test_container.py": "the container image keeps its data in a volume",
+    "test_acceptance.py::test_acceptance_10k_records_restart": "a restart keeps the data directory",
+    "test_encryption.py::test_marker_is_encrypted_on_disk_and_read_back": "reads the segment files",
+    "test_encryption.py::test_rotation_restart_and_disabled_key": "restarts on a data directory",
+    "test_encryption.py::test_changed_ciphertext_is_detected_and_never_served": "changes the segment files",
+    "test_startup.py::test_startup_log_names_api_console_and_data": "the log line names the data directory",
+    "test_startup.py::test_data_dir_under_a_file_is_reported_as_data_dir": "the data directory is never used",
+    "test_startup.py::test_read_only_data_dir_is_reported_as_data_dir": "the data directory is never used",
 }
 
 
