@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use kinesin_log::{
     AppendOutcome, BatchKey, BatchKeys, LogId, RecordIn, StoredRecord, BATCH_BYTES_MAX, BATCH_HEADER_LEN,
     BATCH_RECORDS_MAX, ENCRYPTION_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES,
@@ -46,10 +45,9 @@ struct MemBatch {
     first: u64,
     arrival_ms: i64,
     generation: Option<u32>,
-    /// Partition keys and data, one after the other, of every record.
-    bytes: Bytes,
-    /// (partition key length, data length) of each record.
-    lens: Vec<(u32, u32)>,
+    /// As appended: the buffers the request decoded into are kept, not copied.
+    records: Vec<RecordIn>,
+    bytes: u64,
 }
 
 impl MemData {
@@ -146,13 +144,6 @@ impl ShardLog for MemoryShardLog {
         let payload = check_append(&records, key.is_some())?;
         let log = self.log(id)?;
         let admitted = log.owner.admit(id, epoch).await?;
-        let mut bytes = BytesMut::with_capacity(payload);
-        let mut lens = Vec::with_capacity(records.len());
-        for r in &records {
-            bytes.extend_from_slice(&r.partition_key);
-            bytes.extend_from_slice(&r.data);
-            lens.push((r.partition_key.len() as u32, r.data.len() as u32));
-        }
         let count = records.len() as u64;
         let out = {
             let mut data = log.data.write();
@@ -166,8 +157,8 @@ impl ShardLog for MemoryShardLog {
                 first,
                 arrival_ms,
                 generation: key.map(BatchKey::generation),
-                bytes: bytes.freeze(),
-                lens,
+                records,
+                bytes: payload as u64,
             });
             data.tip = first + count;
             AppendOutcome { first_seq_index: first, arrival_ms }
@@ -197,33 +188,30 @@ impl ShardLog for MemoryShardLog {
         let mut next = start.max(data.first);
         let mut bytes = 0usize;
         // The batch holding `next` (or the first after it).
-        let mut b = data.batches.partition_point(|batch| batch.first + batch.lens.len() as u64 <= next);
+        let mut b = data.batches.partition_point(|batch| batch.first + batch.records.len() as u64 <= next);
         'batches: while let Some(batch) = data.batches.get(b) {
             if let Some(generation) = batch.generation {
                 if keys.key(generation).is_none() {
                     return Err(ShardLogError::KeyUnavailable { id, generation });
                 }
             }
-            let mut offset = 0usize;
-            for (i, (pk_len, data_len)) in batch.lens.iter().enumerate() {
-                let (pk_len, data_len) = (*pk_len as usize, *data_len as usize);
+            for (i, record) in batch.records.iter().enumerate() {
                 let seq = batch.first + i as u64;
-                let at = offset;
-                offset += pk_len + data_len;
                 if seq < next {
                     continue;
                 }
+                let size = record.partition_key.len() + record.data.len();
                 if records.len() >= request.max_records
-                    || (!records.is_empty() && bytes + pk_len + data_len > request.max_bytes)
+                    || (!records.is_empty() && bytes + size > request.max_bytes)
                 {
                     break 'batches;
                 }
-                bytes += pk_len + data_len;
+                bytes += size;
                 records.push(StoredRecord {
                     seq_index: seq,
                     arrival_ms: batch.arrival_ms,
-                    partition_key: batch.bytes.slice(at..at + pk_len),
-                    data: batch.bytes.slice(at + pk_len..at + pk_len + data_len),
+                    partition_key: record.partition_key.clone(),
+                    data: record.data.clone(),
                     encrypted: batch.generation.is_some(),
                 });
                 next = seq + 1;
@@ -253,8 +241,8 @@ impl ShardLog for MemoryShardLog {
         let mut freed = 0u64;
         while data.batches.front().is_some_and(|b| b.arrival_ms < arrival_ms) {
             if let Some(batch) = data.batches.pop_front() {
-                freed += batch.bytes.len() as u64;
-                data.first = batch.first + batch.lens.len() as u64;
+                freed += batch.bytes;
+                data.first = batch.first + batch.records.len() as u64;
             }
         }
         Ok(freed)
