@@ -1,3 +1,4 @@
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -7,6 +8,36 @@ from botocore.exceptions import ClientError
 
 import kutil
 from kutil import Server, make_client, unique_name, wait_status
+
+
+# KINESIN_STORAGE=memory runs every server of the suite with `--storage memory` (the variable is
+# the flag's environment form, which each server inherits). Tests about what the data directory
+# keeps (restarts, kill -9, a full disk, files on disk) do not apply there: skipped, by file or
+# by test, with the reason.
+MEMORY = os.environ.get("KINESIN_STORAGE") == "memory"
+DISK_ONLY = {
+    "test_persistence.py": "restarts and kill -9 on a data directory",
+    "test_crash_loop.py": "kill -9 and recovery of a data directory",
+    "test_disk_full.py": "a full disk under the data directory",
+    "test_container.py": "the container image keeps its data in a volume",
+    "test_acceptance.py::test_acceptance_10k_records_restart": "a restart keeps the data directory",
+    "test_encryption.py::test_marker_is_encrypted_on_disk_and_read_back": "reads the segment files",
+    "test_encryption.py::test_rotation_restart_and_disabled_key": "restarts on a data directory",
+    "test_encryption.py::test_changed_ciphertext_is_detected_and_never_served": "changes the segment files",
+    "test_startup.py::test_startup_log_names_api_console_and_data": "the log line names the data directory",
+    "test_startup.py::test_data_dir_under_a_file_is_reported_as_data_dir": "the data directory is never used",
+    "test_startup.py::test_read_only_data_dir_is_reported_as_data_dir": "the data directory is never used",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not MEMORY:
+        return
+    for item in items:
+        test = item.nodeid.split("/")[-1].split("[")[0]
+        reason = DISK_ONLY.get(test.split("::")[0]) or DISK_ONLY.get(test)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"--storage memory: {reason}"))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use kinesin_log::Durability;
-use kinesin_service::{Clock, Service, ServiceConfig, TICK_INTERVAL_MS};
+use kinesin_service::{Clock, Service, ServiceConfig, StorageKind, TICK_INTERVAL_MS};
 
 /// Every flag is also `KINESIN_<NAME>` in the environment and a key of the `--config` TOML file
 /// (e.g. `data-dir = "/var/lib/kinesin"`). Precedence: flag, environment, file, default.
@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// Keep data in a temporary directory removed at exit (for tests).
     #[arg(long, env = "KINESIN_EPHEMERAL")]
     ephemeral: Option<Option<bool>>,
+    /// `local` (streams and records in the data directory) or `memory` (in process memory only:
+    /// nothing is written to the data directory, everything is gone at exit; the fastest mode
+    /// for tests) [default: local].
+    #[arg(long, env = "KINESIN_STORAGE")]
+    storage: Option<String>,
     /// Region in ARNs [default: us-east-1].
     #[arg(long, env = "KINESIN_REGION")]
     region: Option<String>,
@@ -157,6 +162,7 @@ impl ServeArgs {
             listen,
             data_dir,
             ephemeral,
+            storage,
             region,
             account_id,
             create_stream_ms,
@@ -239,7 +245,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         None => args.data_dir.clone().unwrap_or_else(|| PathBuf::from("kinesin-data")),
     };
     let durability_text = args.durability.clone().unwrap_or_else(|| "fsync".into());
+    let storage = match &args.storage {
+        Some(text) => StorageKind::parse(text).map_err(anyhow::Error::msg)?,
+        None => StorageKind::Local,
+    };
+    let memory = storage == StorageKind::Memory;
     let mut cfg = ServiceConfig::new(data_dir.clone());
+    cfg.storage = storage;
     cfg.durability = parse_durability(&durability_text)?;
     if let Some(r) = &args.region {
         cfg.region = r.clone();
@@ -337,13 +349,23 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 
     // An unusable data directory is a configuration error: say so, naming the flag, before
     // anything (the KMS keyring below) tries to write into it.
-    if temp.is_none() {
+    // With --storage memory nothing is written there.
+    if temp.is_none() && !memory {
         check_data_dir(&data_dir, args.data_dir.is_some())?;
     }
     // A bad keyring is a configuration error like a bad flag: refuse it before listening (the
     // data itself is recovered after binding).
-    kinesin_service::kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)
+    let key_dir = if memory { None } else { Some(cfg.data_dir.as_path()) };
+    kinesin_service::kms::Kms::load(&cfg.kms_keyring, key_dir, &cfg.region, &cfg.account_id)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A self-signed certificate for --tls-listen goes to <data-dir>/tls, or with --storage
+    // memory to a temporary directory removed at exit.
+    let tls_temp = if memory && args.tls_listen.is_some() && args.tls_cert.is_none() {
+        Some(tempfile::Builder::new().prefix("kinesin-tls-").tempdir()?)
+    } else {
+        None
+    };
+    let tls_dir = tls_temp.as_ref().map_or_else(|| data_dir.join("tls"), |t| t.path().to_path_buf());
     // Bind first: while the data is recovered, /health/live answers and API requests wait.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let (listener, tls) = runtime.block_on(async {
@@ -357,15 +379,23 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             data_dir = %data_dir.display(),
             durability = %durability_text,
             ephemeral,
-            "kinesin listening on {api} (console {api}/console/), data in {} ({}{})",
-            data_dir.display(),
-            if ephemeral { "ephemeral, " } else { "" },
-            durability_text,
+            storage = storage.as_str(),
+            "kinesin listening on {api} (console {api}/console/), {}",
+            if memory {
+                "data in memory only (--storage memory: nothing written to disk, gone at exit)".to_string()
+            } else {
+                format!(
+                    "data in {} ({}{})",
+                    data_dir.display(),
+                    if ephemeral { "ephemeral, " } else { "" },
+                    durability_text
+                )
+            },
         );
         let tls = match &args.tls_listen {
             Some(tls_listen) => {
                 let cert_key = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-                let (config, source) = kinesin_server::tls::server_config(cert_key, &data_dir.join("tls"))?;
+                let (config, source) = kinesin_server::tls::server_config(cert_key, &tls_dir)?;
                 let listener = tokio::net::TcpListener::bind(tls_listen)
                     .await
                     .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
@@ -392,10 +422,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let server =
         runtime.spawn(kinesin_server::serve_slot(listener, tls, slot.clone(), options, shutdown_signal()));
 
-    let service = Arc::new(
-        Service::open(cfg, Clock::system())
-            .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?,
-    );
+    let service = Arc::new(Service::open(cfg, Clock::system()).with_context(|| {
+        if memory {
+            "cannot start the service (--storage memory)".to_string()
+        } else {
+            format!("cannot open the data directory {}", data_dir.display())
+        }
+    })?);
     for (name, shards) in init {
         service
             .init_stream(&name, shards)
@@ -427,6 +460,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     service.shutdown();
     tracing::info!("kinesin stopped");
     drop(temp);
+    drop(tls_temp);
     result
 }
 

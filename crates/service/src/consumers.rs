@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
 use kinesin_log::LogId;
+use kinesin_storage::{ReadRequest, TipWatch};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{SequenceNumber, ShardId};
@@ -58,6 +59,8 @@ pub(crate) struct SubscriptionSlot {
     id: u64,
     started_ms: i64,
     cancel: Arc<Notify>,
+    /// Makes the subscription look at its stream again (`wake_subscriptions`).
+    wake: Arc<Notify>,
     /// For `/metrics`: the stream and consumer names, and the MillisBehindLatest of the latest
     /// event sent (-1 until the first one).
     stream: String,
@@ -330,18 +333,14 @@ impl Service {
         }
     }
 
-    /// Wakes the subscriptions of a shard log after records were appended to it.
     /// Wakes every subscription to a shard of `s`, so that each looks at the stream again (after
-    /// a deregistration or a deletion: they end at once).
+    /// a deregistration or a deletion: they end at once). Appends and seals wake them through
+    /// the shard log's tip watch.
     pub(crate) fn wake_subscriptions(&self, s: &StreamMeta) {
-        for sh in &s.shards {
-            self.notify_appended(sh.log_id);
-        }
-    }
-
-    pub(crate) fn notify_appended(&self, log_id: u64) {
-        if let Some(n) = self.appended.lock().get(&log_id) {
-            n.notify_waiters();
+        for slot in self.subscriptions.lock().values() {
+            if slot.stream == s.name {
+                slot.wake.notify_one();
+            }
         }
     }
 
@@ -393,6 +392,10 @@ impl Service {
         let now = self.clock.now_ms();
         let key = (req.consumer_arn.clone(), shard.0);
         let cancel = Arc::new(Notify::new());
+        let wake = Arc::new(Notify::new());
+        let tip = self.log.watch(LogId(sh.log_id)).map_err(|e| {
+            ApiError::internal(format!("Reading shard {} of stream {} failed ({e}). Retry.", sh.id(), s.name))
+        })?;
         let millis_behind = Arc::new(AtomicI64::new(-1));
         let id: u64 = rand::random();
         {
@@ -416,14 +419,13 @@ impl Service {
                     id,
                     started_ms: now,
                     cancel: cancel.clone(),
+                    wake: wake.clone(),
                     stream: s.name.clone(),
                     consumer: c.name.clone(),
                     millis_behind: millis_behind.clone(),
                 },
             );
         }
-        let appended =
-            self.appended.lock().entry(sh.log_id).or_insert_with(|| Arc::new(Notify::new())).clone();
         let (tx, rx) = mpsc::channel(EVENT_QUEUE_MAX);
         let svc = self.clone();
         let sub = Subscription {
@@ -432,12 +434,12 @@ impl Service {
             incarnation: s.incarnation,
             shard: shard.0,
             position: it.position,
-            appended,
+            wake,
             cancel,
             millis_behind,
         };
         tokio::spawn(async move {
-            svc.run_subscription(&sub, &tx).await;
+            svc.run_subscription(&sub, tip, &tx).await;
             let mut subs = svc.subscriptions.lock();
             if subs.get(&key).is_some_and(|slot| slot.id == id) {
                 subs.remove(&key);
@@ -467,7 +469,12 @@ impl Service {
             .then_some(s)
     }
 
-    async fn run_subscription(&self, sub: &Subscription, tx: &mpsc::Sender<SubscribeEvent>) {
+    async fn run_subscription(
+        &self,
+        sub: &Subscription,
+        mut tip: TipWatch,
+        tx: &mpsc::Sender<SubscribeEvent>,
+    ) {
         let started = self.clock.now_ms();
         let mut position = sub.position;
         // As if an event had just fallen due: the first one goes out at once (no i64::MIN
@@ -475,15 +482,15 @@ impl Service {
         let mut last_event_ms = started - IDLE_EVENT_INTERVAL_MS;
         let mut window_start_ms = started;
         let mut window_bytes = 0usize;
+        // False once the shard's log is gone: then only the stream check and the timers wake us.
+        let mut tip_alive = true;
         loop {
             let now = self.clock.now_ms();
             if now - started >= SUBSCRIPTION_LIFETIME_MS {
                 return;
             }
-            // Registered before reading, so an append after the read still wakes us.
-            let appended = sub.appended.notified();
-            tokio::pin!(appended);
-            appended.as_mut().enable();
+            // Marked seen before reading, so an append after the read still wakes us.
+            tip.seen();
             let Some(s) = self.subscription_stream(sub).await else {
                 return;
             };
@@ -496,7 +503,7 @@ impl Service {
             let (event, delivered, at_end) = if budget == 0 {
                 (None, 0, false)
             } else {
-                match self.read_event(&s, sh, &mut position, budget, now) {
+                match self.read_event(&s, sh, &mut position, budget, now).await {
                     Ok(x) => x,
                     Err(e) => {
                         let _ = tx.send(SubscribeEvent::Exception(e)).await;
@@ -536,7 +543,8 @@ impl Service {
             }
             let sleep = Duration::from_millis((wake_ms - now).max(1) as u64);
             tokio::select! {
-                _ = &mut appended, if window_bytes < SUBSCRIPTION_BYTES_PER_SEC => {}
+                alive = tip.changed(), if tip_alive && window_bytes < SUBSCRIPTION_BYTES_PER_SEC => tip_alive = alive,
+                _ = sub.wake.notified() => {}
                 _ = sub.cancel.notified() => {
                     let _ = tx
                         .send(SubscribeEvent::Exception(ApiError::new(
@@ -592,7 +600,7 @@ impl Service {
 
     /// Reads from `position` (at most `budget` bytes) and builds the event: (event, bytes
     /// delivered, whether this is the end of a closed shard).
-    fn read_event(
+    async fn read_event(
         &self,
         s: &StreamMeta,
         sh: &ShardMeta,
@@ -601,7 +609,7 @@ impl Service {
         now: i64,
     ) -> Result<(Option<SubscribeToShardEventOut>, usize, bool), ApiError> {
         let log = LogId(sh.log_id);
-        let failed = |e: kinesin_log::LogError| {
+        let failed = |e: kinesin_storage::ShardLogError| {
             tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
             ApiError::internal(format!(
                 "Reading shard {} of stream {} failed ({}).",
@@ -610,21 +618,24 @@ impl Service {
                 e.client_message()
             ))
         };
-        let horizon = self.log.seek_time(log, now - s.retention_ms()).map_err(failed)?;
-        let from = (*position).max(horizon);
+        let request = ReadRequest {
+            from: *position,
+            not_before_ms: now - s.retention_ms(),
+            max_records: EVENT_RECORDS_MAX,
+            max_bytes: budget,
+        };
         let keys = self.kms.read_keys(s);
         let out = self
             .log
-            .read_with(log, from, EVENT_RECORDS_MAX, budget, &keys)
+            .read(log, request, keys.owned())
+            .await
             .map_err(|e| crate::kms::read_error(&keys, &e).unwrap_or_else(|| failed(e)))?;
-        let tip = self.log.tip(log).map_err(failed)?;
+        let (from, tip) = (out.start, out.tip);
         let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
         let next = out.next_seq_index.max(from);
         let millis_behind = match out.records.last() {
             _ if next >= tip => 0,
-            Some(last) => {
-                self.log.newest_arrival_ms(log).ok().flatten().map_or(0, |n| (n - last.arrival_ms).max(0))
-            }
+            Some(last) => out.newest_arrival_ms.map_or(0, |n| (n - last.arrival_ms).max(0)),
             None => 0,
         };
         // The position before the next record, not the last record's number: resuming
@@ -651,7 +662,8 @@ struct Subscription {
     incarnation: u64,
     shard: u32,
     position: u64,
-    appended: Arc<Notify>,
+    /// Signalled by `wake_subscriptions`.
+    wake: Arc<Notify>,
     cancel: Arc<Notify>,
     millis_behind: Arc<AtomicI64>,
 }

@@ -182,7 +182,7 @@ impl Service {
         // All shard logs are made durable together: one sync round, not one per shard.
         let logs: Vec<(LogId, u64)> =
             shards.iter().map(|sh| (LogId(sh.log_id), FIRST_RECORD_SEQ_INDEX)).collect();
-        self.log.create_many(&logs).map_err(|e| {
+        crate::storage::wait(self.log.create(&logs)).map_err(|e| {
             tracing::error!(error = %e, "cannot create the shard logs");
             ApiError::internal(format!(
                 "The server could not create the shards' logs ({}). Nothing was created; retry.",

@@ -6,7 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::future::join_all;
 
-use kinesin_log::{LogError, LogId, RecordIn, StoredRecord};
+use kinesin_log::{LogId, RecordIn, StoredRecord};
+use kinesin_storage::{ReadRequest, ShardLogError};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, HashKeyError, SeqError, SequenceNumber, ShardId};
@@ -157,7 +158,7 @@ impl Service {
             }
             let out = self
                 .log
-                .append_with(
+                .append(
                     LogId(sh.log_id),
                     now,
                     vec![RecordIn { partition_key: Bytes::from(r.pk), data: r.data }],
@@ -165,7 +166,6 @@ impl Service {
                 )
                 .await
                 .map_err(|e| append_failure(&s, sh, &e))?;
-            self.notify_appended(sh.log_id);
             let m = &s.metrics;
             m.incoming_bytes.add(size);
             m.incoming_records.add(1);
@@ -278,7 +278,7 @@ impl Service {
                 }
                 if !recs.is_empty() {
                     order.push((shard, keep, kept_bytes));
-                    appends.push(self.log.append_with(LogId(sh.log_id), now, recs, key.as_ref()));
+                    appends.push(self.log.append(LogId(sh.log_id), now, recs, key.as_ref()));
                 }
             }
             let outcomes = join_all(appends).await;
@@ -288,7 +288,6 @@ impl Service {
                 let sh = &s.shards[shard];
                 match outcome {
                     Ok(out) => {
-                        self.notify_appended(sh.log_id);
                         sh.metrics.incoming_bytes.add(bytes);
                         sh.metrics.incoming_records.add(idx.len() as u64);
                         stored += idx.len() as u64;
@@ -385,7 +384,7 @@ impl Service {
                 )))
             }
             ("TRIM_HORIZON", None) => 0,
-            ("LATEST", None) => self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?,
+            ("LATEST", None) => self.log.tip(log).await.map_err(|e| read_failure(&s, sh, &e))?,
             ("AT_TIMESTAMP", _) => {
                 let Some(ts) = req.timestamp else {
                     return Err(ApiError::invalid_argument(
@@ -398,7 +397,7 @@ impl Service {
                         ts.0
                     )));
                 }
-                self.log.seek_time(log, ts.0).map_err(|e| read_failure(&s, sh, &e))?
+                self.log.seek_time(log, ts.0).await.map_err(|e| read_failure(&s, sh, &e))?
             }
             (_, Some(seq_text)) => {
                 let seq = SequenceNumber::parse(seq_text).map_err(|e| match e {
@@ -486,23 +485,25 @@ impl Service {
         }
         let limit = req.limit.unwrap_or(GET_RECORDS_LIMIT_DEFAULT) as usize;
         // Records past retention are never served, whether or not their segment is gone yet.
-        let horizon =
-            self.log.seek_time(log, now - s.retention_ms()).map_err(|e| read_failure(&s, sh, &e))?;
-        let from = it.position.max(horizon);
+        let request = ReadRequest {
+            from: it.position,
+            not_before_ms: now - s.retention_ms(),
+            max_records: limit,
+            max_bytes: GET_RECORDS_BYTES_MAX,
+        };
         let keys = self.kms.read_keys(&s);
         let out = self
             .log
-            .read_with(log, from, limit, GET_RECORDS_BYTES_MAX, &keys)
+            .read(log, request, keys.owned())
+            .await
             .map_err(|e| crate::kms::read_error(&keys, &e).unwrap_or_else(|| read_failure(&s, sh, &e)))?;
-        let tip = self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?;
+        let (from, tip) = (out.start, out.tip);
         let bytes: usize = out.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
         self.limiter.charge_read(sh.log_id, bytes, now);
         let next_position = out.next_seq_index.max(from);
         let millis_behind = match out.records.last() {
             _ if next_position >= tip => 0,
-            Some(last) => {
-                self.log.newest_arrival_ms(log).ok().flatten().map_or(0, |n| (n - last.arrival_ms).max(0))
-            }
+            Some(last) => out.newest_arrival_ms.map_or(0, |n| (n - last.arrival_ms).max(0)),
             None => 0,
         };
         let iterator_age_ms = out.records.last().map_or(0, |r| (now - r.arrival_ms).max(0));
@@ -578,10 +579,10 @@ fn dry_run() -> ApiError {
     ApiError::new(ErrorKind::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
 }
 
-fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &ShardLogError) -> ApiError {
     tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "append failed");
     match e {
-        LogError::NotFound(_) => ApiError::new(
+        ShardLogError::NotFound(_) => ApiError::new(
             ErrorKind::ResourceNotFound,
             format!("Stream {} is being deleted; shard {} takes no more records.", s.name, sh.id()),
         ),
@@ -603,7 +604,7 @@ fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
     }
 }
 
-fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &ShardLogError) -> ApiError {
     tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
     ApiError::internal(format!(
         "Reading shard {} of stream {} failed ({}). Retry.",

@@ -283,10 +283,11 @@ fn new_uuid() -> String {
 
 impl Kms {
     /// Loads the keyring, and makes (or loads) the AWS-managed key unless the keyring has a key
-    /// with its alias.
+    /// with its alias: in `<data_dir>/kms/`, or in memory only when `data_dir` is `None`
+    /// (`--storage memory`: gone at exit, like the records it protects).
     pub fn load(
         cfg: &KeyringConfig,
-        data_dir: &Path,
+        data_dir: Option<&Path>,
         region: &str,
         account: &str,
     ) -> Result<Kms, KeyringError> {
@@ -300,7 +301,14 @@ impl Kms {
         if let Some(text) = &cfg.inline {
             load_text(text, "KINESIN_KMS_KEYS", Path::new("."), region, account, &mut keys)?;
         }
-        if !keys.iter().any(|k| k.aliases.iter().any(|a| a == AWS_MANAGED_ALIAS)) {
+        let managed = !keys.iter().any(|k| k.aliases.iter().any(|a| a == AWS_MANAGED_ALIAS));
+        if let (true, None) = (managed, data_dir) {
+            let text = managed_key_text()
+                .map_err(|e| keyring_error("the in-memory AWS-managed key", e.to_string()))?;
+            let text = String::from_utf8_lossy(&text);
+            load_text(&text, "the in-memory AWS-managed key", Path::new("."), region, account, &mut keys)?;
+        }
+        if let (true, Some(data_dir)) = (managed, data_dir) {
             let path = data_dir.join("kms").join("aws-kinesis.toml");
             let name = path.display().to_string();
             if !path.exists() {
@@ -481,6 +489,18 @@ impl BatchKeys for StreamKeys<'_> {
 }
 
 impl StreamKeys<'_> {
+    /// The stream's data keys that are available now, owned: reads run off the request's task.
+    pub(crate) fn owned(&self) -> kinesin_storage::KeySet {
+        kinesin_storage::KeySet::new(
+            self.stream
+                .encryption
+                .data_keys
+                .iter()
+                .filter_map(|d| self.kms.data_key(self.stream, d.generation).ok())
+                .collect(),
+        )
+    }
+
     /// What a read that met a batch of `generation` without its key answers.
     pub(crate) fn error(&self, generation: u32) -> ApiError {
         match self.kms.data_key(self.stream, generation) {
@@ -492,10 +512,10 @@ impl StreamKeys<'_> {
 
 /// The read error for a log error: KMS exceptions for unavailable keys, an internal failure
 /// (never the data) for a batch that fails its authentication.
-pub(crate) fn read_error(keys: &StreamKeys<'_>, e: &kinesin_log::LogError) -> Option<ApiError> {
+pub(crate) fn read_error(keys: &StreamKeys<'_>, e: &kinesin_storage::ShardLogError) -> Option<ApiError> {
     match e {
-        kinesin_log::LogError::KeyUnavailable { generation, .. } => Some(keys.error(*generation)),
-        kinesin_log::LogError::Unauthentic { .. } => {
+        kinesin_storage::ShardLogError::KeyUnavailable { generation, .. } => Some(keys.error(*generation)),
+        kinesin_storage::ShardLogError::Unauthentic(_) => {
             // The file and offset go to the server log; clients never see server paths.
             tracing::error!(stream = %keys.stream.name, error = %e, "an encrypted batch failed authentication");
             Some(ApiError::internal(format!(
@@ -619,6 +639,12 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let bytes = managed_key_text()?;
+    kinesin_log::replace_file(&kinesin_log::FsStorage, path, &bytes, 0o600, true)
+}
+
+/// The keyring text of a new AWS-managed key (random material).
+fn managed_key_text() -> std::io::Result<Vec<u8>> {
     let spec = KeyringFile {
         format_version: Some(KEYRING_FORMAT_VERSION),
         key: vec![KeySpec {
@@ -637,7 +663,7 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
         b"# kinesin's AWS-managed KMS key (alias/aws/kinesis). Keep it: records encrypted with it need it.\n"
             .to_vec();
     bytes.extend_from_slice(text.as_bytes());
-    kinesin_log::replace_file(&kinesin_log::FsStorage, path, &bytes, 0o600, true)
+    Ok(bytes)
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,7 +805,7 @@ mod tests {
     fn kms(text: &str) -> (Kms, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = KeyringConfig { file: None, inline: Some(text.to_string()) };
-        (Kms::load(&cfg, dir.path(), "us-east-1", "123456789012").unwrap(), dir)
+        (Kms::load(&cfg, Some(dir.path()), "us-east-1", "123456789012").unwrap(), dir)
     }
 
     const ID: &str = "11111111-2222-4333-8444-555555555555";
@@ -830,10 +856,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let cfg = KeyringConfig::default();
-        let a = Kms::load(&cfg, dir.path(), "us-east-1", "000000000000").unwrap();
+        let a = Kms::load(&cfg, Some(dir.path()), "us-east-1", "000000000000").unwrap();
         let path = dir.path().join("kms/aws-kinesis.toml");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        let b = Kms::load(&cfg, dir.path(), "us-east-1", "000000000000").unwrap();
+        let b = Kms::load(&cfg, Some(dir.path()), "us-east-1", "000000000000").unwrap();
         assert_eq!(a.resolve(AWS_MANAGED_ALIAS).unwrap().id, b.resolve(AWS_MANAGED_ALIAS).unwrap().id);
         assert!(is_uuid(&a.resolve(AWS_MANAGED_ALIAS).unwrap().id));
     }

@@ -19,6 +19,7 @@ pub mod meta;
 pub mod metrics;
 pub mod reshard;
 mod scaling;
+pub mod storage;
 mod time;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +30,10 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use kinesin_log::{Durability, Log, LogConfig, LogId};
+use kinesin_log::{Durability, LogConfig, LogId};
+use kinesin_storage::local::{LocalShardLog, RedbCatalog};
+use kinesin_storage::memory::{MemoryCatalog, MemoryShardLog};
+use kinesin_storage::{AnyCatalog, AnyShardLog};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::operation::Op;
@@ -39,6 +43,8 @@ use kinesin_wire::token::TokenKey;
 pub use consumers::SubscribeEvent;
 use limits::LimitsConfig;
 use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatus};
+pub use storage::StorageKind;
+use storage::{wait, Logs};
 pub use time::Clock;
 
 /// How long shard iterators and pagination tokens stay valid (AWS: 5 minutes).
@@ -81,6 +87,8 @@ pub struct ServiceConfig {
     pub autoscale_cold_secs: u32,
     /// Where the KMS master keys come from (`--kms-keyring`, `KINESIN_KMS_KEYS`).
     pub kms_keyring: kms::KeyringConfig,
+    /// The data directory, or memory only (`--storage`).
+    pub storage: StorageKind,
 }
 
 impl ServiceConfig {
@@ -104,6 +112,7 @@ impl ServiceConfig {
             autoscale_cold_share: 0.1,
             autoscale_cold_secs: 600,
             kms_keyring: kms::KeyringConfig::default(),
+            storage: StorageKind::Local,
         }
     }
 }
@@ -117,7 +126,7 @@ pub enum StartError {
     #[error(transparent)]
     Meta(#[from] meta::MetaError),
     #[error("record log: {0}")]
-    Log(#[from] kinesin_log::LogError),
+    Log(#[from] kinesin_storage::ShardLogError),
     #[error(transparent)]
     Kms(#[from] kms::KeyringError),
     #[error("stream {stream}, {shard}: its record log {dir} is missing (damaged data directory); restore it from a backup")]
@@ -140,7 +149,7 @@ pub(crate) struct State {
 /// The Kinesis service of one account and region.
 pub struct Service {
     pub(crate) cfg: ServiceConfig,
-    pub(crate) log: Log,
+    pub(crate) log: Logs,
     pub(crate) store: MetaStore,
     pub(crate) state: Mutex<State>,
     pub(crate) token_key: TokenKey,
@@ -148,8 +157,6 @@ pub struct Service {
     /// Write gates of the shards, by log id (see `reshard`).
     pub(crate) gates: Mutex<HashMap<u64, Arc<reshard::Gate>>>,
     pub(crate) limiter: limits::Limiter,
-    /// Per shard log with subscribers: signalled after each durable append (enhanced fan-out).
-    pub(crate) appended: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
     /// Live SubscribeToShard subscriptions by (ConsumerARN, shard index).
     pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
     /// How long `open` took (metadata and shard-log recovery), for `kinesin_recovery_seconds`.
@@ -162,12 +169,30 @@ impl Service {
     /// Opens (or creates) the data dir and recovers streams and logs.
     pub fn open(cfg: ServiceConfig, clock: Clock) -> Result<Service, StartError> {
         let started = std::time::Instant::now();
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|source| StartError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
-        let kms = kms::Kms::load(&cfg.kms_keyring, &cfg.data_dir, &cfg.region, &cfg.account_id)?;
-        let (store, loaded) = MetaStore::open(&cfg.data_dir.join("meta.redb"))?;
-        let log_cfg = LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
-        let log = Log::open_default(log_cfg)?;
+        let (kms, catalog, backend) = match cfg.storage {
+            StorageKind::Local => {
+                std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
+                    path: cfg.data_dir.display().to_string(),
+                    source,
+                })?;
+                let kms =
+                    kms::Kms::load(&cfg.kms_keyring, Some(&cfg.data_dir), &cfg.region, &cfg.account_id)?;
+                let catalog = RedbCatalog::open(
+                    &cfg.data_dir.join("meta.redb"),
+                    &[meta::STREAMS_TABLE, meta::ACCOUNT_TABLE],
+                )
+                .map_err(meta::MetaError::from)?;
+                let log_cfg =
+                    LogConfig { durability: cfg.durability, ..LogConfig::new(cfg.data_dir.join("log")) };
+                (kms, AnyCatalog::Local(catalog), AnyShardLog::Local(LocalShardLog::open(log_cfg)?))
+            }
+            StorageKind::Memory => {
+                let kms = kms::Kms::load(&cfg.kms_keyring, None, &cfg.region, &cfg.account_id)?;
+                (kms, AnyCatalog::Memory(MemoryCatalog::new()), AnyShardLog::Memory(MemoryShardLog::new()))
+            }
+        };
+        let (store, loaded) = MetaStore::open_catalog(catalog)?;
+        let log = Logs::new(backend);
 
         // Logs no stream refers to were left by a crash between creating logs and committing the
         // stream, or between committing a deletion and removing its logs.
@@ -177,15 +202,30 @@ impl Service {
                 referenced.insert(sh.log_id);
             }
         }
-        for id in log.ids() {
+        for id in wait(log.ids())? {
             if !referenced.contains(&id.0) {
                 tracing::info!(log_id = id.0, "removing a shard log no stream refers to");
-                log.delete(id)?;
+                wait(log.delete(id))?;
+            }
+        }
+        // This node writes every shard (epochs are taken per log); closed shards stay sealed.
+        for s in &loaded.streams {
+            for sh in &s.shards {
+                let id = LogId(sh.log_id);
+                if let Err(e) = wait(log.acquire(id)) {
+                    tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "the shard's log is missing");
+                    continue;
+                }
+                if sh.closed.is_some() {
+                    if let Err(e) = wait(log.seal(id)) {
+                        tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "cannot seal a closed shard's log");
+                    }
+                }
             }
         }
         // And no stream refers to a log that is gone: a stream's logs are made before its
         // document is committed and removed only after it is, so a missing one is damage.
-        let present: std::collections::HashSet<u64> = log.ids().into_iter().map(|id| id.0).collect();
+        let present: std::collections::HashSet<u64> = wait(log.ids())?.into_iter().map(|id| id.0).collect();
         for s in &loaded.streams {
             if let Some(sh) = s.shards.iter().find(|sh| !present.contains(&sh.log_id)) {
                 return Err(StartError::MissingLog {
@@ -232,7 +272,6 @@ impl Service {
             clock,
             gates: Mutex::new(HashMap::new()),
             limiter,
-            appended: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             recovery_time,
             kms,
@@ -393,7 +432,7 @@ impl Service {
                 self.forget_gates(s.shards.iter().map(|sh| sh.log_id));
                 self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
                 for sh in &s.shards {
-                    if let Err(e) = self.log.delete(LogId(sh.log_id)) {
+                    if let Err(e) = wait(self.log.delete(LogId(sh.log_id))) {
                         tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");
                     }
                 }
@@ -438,7 +477,7 @@ impl Service {
         for s in streams {
             let cutoff = now - s.retention_ms();
             for sh in &s.shards {
-                match self.log.trim_before(LogId(sh.log_id), cutoff) {
+                match wait(self.log.trim_before(LogId(sh.log_id), cutoff)) {
                     Ok(0) => {}
                     Ok(freed) => {
                         tracing::info!(stream = %s.name, shard = %sh.id(), bytes = freed, "retention dropped expired segments")

@@ -5,18 +5,22 @@
 //! values. Every control-plane change is one redb write transaction, committed (fsynced) before
 //! the call answers. Layout: docs/format.md, "Metadata".
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use redb::{Database, ReadableTable, TableDefinition};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use kinesin_storage::local::RedbCatalog;
+use kinesin_storage::{AnyCatalog, Catalog, CatalogError, Expect, Version, Write};
 use kinesin_wire::ids::{HashKey, HashKeyRange, SequenceNumber, ShardId};
 
+use crate::storage::wait;
+
 /// Stream documents, keyed by stream name.
-const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
+pub const STREAMS_TABLE: &str = "streams";
 /// Account-wide values, keyed by name (see the `KEY_*` constants).
-const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account");
+pub const ACCOUNT_TABLE: &str = "account";
 
 const KEY_FORMAT_VERSION: &str = "format_version";
 const KEY_TOKEN_KEY: &str = "token_key";
@@ -37,8 +41,8 @@ pub const DOC_VERSION_FIELD: &str = "format_version";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetaError {
-    #[error("metadata store {path}: {source}")]
-    Store { path: String, source: Box<redb::Error> },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
     #[error("metadata store {path}: document {key} is damaged: {why}")]
     Corrupt { path: String, key: String, why: String },
     #[error("metadata store {path}: document {key} cannot be encoded: {why}")]
@@ -47,10 +51,6 @@ pub enum MetaError {
     TooNew { path: String, found: u32, supported: u32 },
     #[error("metadata store {path}: document {key} has format version {found}, newer than this kinesin understands ({supported}); upgrade kinesin")]
     DocumentTooNew { path: String, key: String, found: u64, supported: u64 },
-}
-
-fn store_err(path: &str) -> impl Fn(redb::Error) -> MetaError + '_ {
-    move |e| MetaError::Store { path: path.to_string(), source: Box::new(e) }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,10 +325,15 @@ pub struct AccountSettings {
     pub billing_commitment_ended_ms: Option<i64>,
 }
 
-/// The durable metadata store.
+/// The durable metadata store: the typed documents (streams, counters, settings) over a
+/// [`Catalog`]. It remembers the version of every document it read or wrote and commits
+/// against it, so a change made by another writer meanwhile fails (`Conflict`) instead of being
+/// overwritten.
 pub struct MetaStore {
-    db: Database,
+    catalog: AnyCatalog,
     path: String,
+    /// Held across each commit, so that expectations and versions move together.
+    versions: Mutex<HashMap<(&'static str, String), Version>>,
 }
 
 /// What `MetaStore::open` found.
@@ -340,10 +345,16 @@ pub struct Loaded {
 }
 
 impl MetaStore {
+    /// The local store, `meta.redb` at `path`.
     pub fn open(path: &Path) -> Result<(MetaStore, Loaded), MetaError> {
-        let p = path.display().to_string();
-        let db = Database::create(path).map_err(|e| store_err(&p)(e.into()))?;
-        let store = MetaStore { db, path: p };
+        let catalog = RedbCatalog::open(path, &[STREAMS_TABLE, ACCOUNT_TABLE])?;
+        MetaStore::open_catalog(AnyCatalog::Local(catalog))
+    }
+
+    /// Loads the metadata from `catalog`, initializing a new one.
+    pub fn open_catalog(catalog: AnyCatalog) -> Result<(MetaStore, Loaded), MetaError> {
+        let path = catalog.describe().to_string();
+        let store = MetaStore { catalog, path, versions: Mutex::new(HashMap::new()) };
         let loaded = store.load_or_init()?;
         Ok((store, loaded))
     }
@@ -354,113 +365,120 @@ impl MetaStore {
         backend: impl redb::StorageBackend,
         label: &str,
     ) -> Result<(MetaStore, Loaded), MetaError> {
-        let db = Database::builder().create_with_backend(backend).map_err(|e| store_err(label)(e.into()))?;
-        let store = MetaStore { db, path: label.to_string() };
-        let loaded = store.load_or_init()?;
-        Ok((store, loaded))
+        let catalog = RedbCatalog::open_on_backend(backend, label, &[STREAMS_TABLE, ACCOUNT_TABLE])?;
+        MetaStore::open_catalog(AnyCatalog::Local(catalog))
     }
 
     fn load_or_init(&self) -> Result<Loaded, MetaError> {
-        let e = store_err(&self.path);
-        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
-        let loaded;
-        {
-            let mut account = tx.open_table(ACCOUNT).map_err(|x| e(x.into()))?;
-            let streams_table = tx.open_table(STREAMS).map_err(|x| e(x.into()))?;
-            let get = |table: &redb::Table<&str, &[u8]>, key: &str| -> Result<Option<Vec<u8>>, MetaError> {
-                Ok(table.get(key).map_err(|x| e(x.into()))?.map(|v| v.value().to_vec()))
-            };
-            match get(&account, KEY_FORMAT_VERSION)? {
-                Some(v) => {
-                    let found: u32 = decode(&self.path, KEY_FORMAT_VERSION, &v)?;
-                    if found > META_FORMAT_VERSION {
-                        return Err(MetaError::TooNew {
-                            path: self.path.clone(),
-                            found,
-                            supported: META_FORMAT_VERSION,
-                        });
-                    }
-                }
-                None => {
-                    account
-                        .insert(
-                            KEY_FORMAT_VERSION,
-                            self.encode(KEY_FORMAT_VERSION, &META_FORMAT_VERSION)?.as_slice(),
-                        )
-                        .map_err(|x| e(x.into()))?;
+        let snapshot = wait(self.catalog.snapshot())?;
+        let account = |key: &str| snapshot.get(ACCOUNT_TABLE, key).map(|d| d.value.as_slice());
+        let mut init: Vec<(&'static str, Vec<u8>)> = Vec::new();
+        match account(KEY_FORMAT_VERSION) {
+            Some(v) => {
+                let found: u32 = decode(&self.path, KEY_FORMAT_VERSION, v)?;
+                if found > META_FORMAT_VERSION {
+                    return Err(MetaError::TooNew {
+                        path: self.path.clone(),
+                        found,
+                        supported: META_FORMAT_VERSION,
+                    });
                 }
             }
-            let token_key = match get(&account, KEY_TOKEN_KEY)? {
-                Some(bytes) => <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| MetaError::Corrupt {
-                    path: self.path.clone(),
-                    key: KEY_TOKEN_KEY.into(),
-                    why: format!("expected 32 bytes, found {}", bytes.len()),
-                })?,
-                None => {
-                    let key: [u8; 32] = rand::random();
-                    account.insert(KEY_TOKEN_KEY, key.as_slice()).map_err(|x| e(x.into()))?;
-                    key
-                }
-            };
-            let stored_counters: Option<Counters> = match get(&account, KEY_COUNTERS)? {
-                Some(v) => Some(decode(&self.path, KEY_COUNTERS, &v)?),
-                None => None,
-            };
-            let counters =
-                stored_counters.clone().unwrap_or(Counters { next_incarnation: 1, next_log_id: 1 });
-            let settings = match get(&account, KEY_SETTINGS)? {
-                Some(v) => decode(&self.path, KEY_SETTINGS, &v)?,
-                None => AccountSettings::default(),
-            };
-            let mut streams = Vec::new();
-            for entry in streams_table.iter().map_err(|x| e(x.into()))? {
-                let (k, v) = entry.map_err(|x| e(x.into()))?;
-                let stream = decode::<StreamMeta>(&self.path, k.value(), v.value())?;
-                check_stream(k.value(), &stream).map_err(|why| MetaError::Corrupt {
-                    path: self.path.clone(),
-                    key: k.value().to_string(),
-                    why,
-                })?;
-                streams.push(stream);
-            }
-            check_ids(&streams, stored_counters.as_ref()).map_err(|(key, why)| MetaError::Corrupt {
+            None => init.push((KEY_FORMAT_VERSION, self.encode(KEY_FORMAT_VERSION, &META_FORMAT_VERSION)?)),
+        }
+        let token_key = match account(KEY_TOKEN_KEY) {
+            Some(bytes) => <[u8; 32]>::try_from(bytes).map_err(|_| MetaError::Corrupt {
                 path: self.path.clone(),
-                key,
+                key: KEY_TOKEN_KEY.into(),
+                why: format!("expected 32 bytes, found {}", bytes.len()),
+            })?,
+            None => {
+                let key: [u8; 32] = rand::random();
+                init.push((KEY_TOKEN_KEY, key.to_vec()));
+                key
+            }
+        };
+        let stored_counters: Option<Counters> = match account(KEY_COUNTERS) {
+            Some(v) => Some(decode(&self.path, KEY_COUNTERS, v)?),
+            None => None,
+        };
+        let counters = stored_counters.clone().unwrap_or(Counters { next_incarnation: 1, next_log_id: 1 });
+        let settings = match account(KEY_SETTINGS) {
+            Some(v) => decode(&self.path, KEY_SETTINGS, v)?,
+            None => AccountSettings::default(),
+        };
+        let mut streams = Vec::new();
+        for doc in snapshot.table(STREAMS_TABLE) {
+            let stream = decode::<StreamMeta>(&self.path, &doc.key, &doc.value)?;
+            check_stream(&doc.key, &stream).map_err(|why| MetaError::Corrupt {
+                path: self.path.clone(),
+                key: doc.key.clone(),
                 why,
             })?;
-            loaded = Loaded { streams, counters, settings, token_key };
+            streams.push(stream);
         }
-        tx.commit().map_err(|x| e(x.into()))?;
-        Ok(loaded)
+        check_ids(&streams, stored_counters.as_ref()).map_err(|(key, why)| MetaError::Corrupt {
+            path: self.path.clone(),
+            key,
+            why,
+        })?;
+        let mut versions = self.versions.lock();
+        for doc in &snapshot.docs {
+            let table = match doc.table.as_str() {
+                STREAMS_TABLE => STREAMS_TABLE,
+                ACCOUNT_TABLE => ACCOUNT_TABLE,
+                _ => continue,
+            };
+            versions.insert((table, doc.key.clone()), doc.version);
+        }
+        if !init.is_empty() {
+            let writes: Vec<Write<'_>> = init
+                .iter()
+                .map(|(key, value)| Write::put(ACCOUNT_TABLE, key, Expect::Absent, value))
+                .collect();
+            let version = wait(self.catalog.commit(&writes))?;
+            for (key, _) in &init {
+                versions.insert((ACCOUNT_TABLE, key.to_string()), version);
+            }
+        }
+        Ok(Loaded { streams, counters, settings, token_key })
     }
 
     /// Applies one change atomically and durably.
     pub fn commit(&self, change: &Change<'_>) -> Result<(), MetaError> {
-        let e = store_err(&self.path);
-        let tx = self.db.begin_write().map_err(|x| e(x.into()))?;
-        {
-            let mut streams = tx.open_table(STREAMS).map_err(|x| e(x.into()))?;
-            let mut account = tx.open_table(ACCOUNT).map_err(|x| e(x.into()))?;
-            for s in change.put_streams {
-                streams
-                    .insert(s.name.as_str(), self.encode(&s.name, s)?.as_slice())
-                    .map_err(|x| e(x.into()))?;
-            }
-            for name in change.remove_streams {
-                streams.remove(*name).map_err(|x| e(x.into()))?;
-            }
-            if let Some(c) = change.counters {
-                account
-                    .insert(KEY_COUNTERS, self.encode(KEY_COUNTERS, c)?.as_slice())
-                    .map_err(|x| e(x.into()))?;
-            }
-            if let Some(s) = change.settings {
-                account
-                    .insert(KEY_SETTINGS, self.encode(KEY_SETTINGS, s)?.as_slice())
-                    .map_err(|x| e(x.into()))?;
+        let mut encoded: Vec<(&'static str, &str, Option<Vec<u8>>)> = Vec::new();
+        for s in change.put_streams {
+            encoded.push((STREAMS_TABLE, &s.name, Some(self.encode(&s.name, s)?)));
+        }
+        for name in change.remove_streams {
+            encoded.push((STREAMS_TABLE, name, None));
+        }
+        if let Some(c) = change.counters {
+            encoded.push((ACCOUNT_TABLE, KEY_COUNTERS, Some(self.encode(KEY_COUNTERS, c)?)));
+        }
+        if let Some(s) = change.settings {
+            encoded.push((ACCOUNT_TABLE, KEY_SETTINGS, Some(self.encode(KEY_SETTINGS, s)?)));
+        }
+        let mut versions = self.versions.lock();
+        let writes: Vec<Write<'_>> = encoded
+            .iter()
+            .map(|(table, key, value)| Write {
+                table,
+                key,
+                expect: versions
+                    .get(&(*table, key.to_string()))
+                    .map_or(Expect::Absent, |v| Expect::Version(*v)),
+                value: value.as_deref(),
+            })
+            .collect();
+        let version = wait(self.catalog.commit(&writes))?;
+        for (table, key, value) in &encoded {
+            if value.is_some() {
+                versions.insert((table, key.to_string()), version);
+            } else {
+                versions.remove(&(*table, key.to_string()));
             }
         }
-        tx.commit().map_err(|x| e(x.into()))?;
         Ok(())
     }
 }
@@ -676,6 +694,10 @@ fn check_ids(streams: &[StreamMeta], counters: Option<&Counters>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::{Database, ReadableTable, TableDefinition};
+
+    const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
+    const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account");
 
     fn stream(ranges: &[(String, String)]) -> StreamMeta {
         let shards = ranges
@@ -777,5 +799,99 @@ mod tests {
         let (store, _) = MetaStore::open(&dir.path().join("meta.redb")).unwrap();
         let e = store.encode("orders", &Unencodable).unwrap_err().to_string();
         assert!(e.contains("meta.redb") && e.contains("document orders cannot be encoded"), "{e}");
+    }
+
+    /// A `meta.redb` as the code before the storage traits wrote it (format version 1: redb
+    /// tables `streams` and `account`, JSON documents; written here with redb the way that code
+    /// did) opens with everything in it, and what the store writes now reads back the old way.
+    #[test]
+    fn a_meta_redb_of_the_previous_code_opens_and_keeps_its_layout() {
+        use redb::TableHandle;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let orders = stream(&halves());
+        let token = [9u8; 32];
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut account = tx.open_table(ACCOUNT).unwrap();
+                let mut streams = tx.open_table(STREAMS).unwrap();
+                account.insert("format_version", b"1".as_slice()).unwrap();
+                account.insert("token_key", token.as_slice()).unwrap();
+                account.insert("counters", br#"{"next_incarnation":5,"next_log_id":9}"#.as_slice()).unwrap();
+                account
+                    .insert(
+                        "settings",
+                        br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#
+                            .as_slice(),
+                    )
+                    .unwrap();
+                streams.insert("orders", serde_json::to_vec(&orders).unwrap().as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let (store, loaded) = MetaStore::open(&path).unwrap();
+        assert_eq!(loaded.token_key, token);
+        assert_eq!((loaded.counters.next_incarnation, loaded.counters.next_log_id), (5, 9));
+        assert_eq!(loaded.settings.billing_commitment_enabled_ms, Some(123));
+        assert_eq!(loaded.streams.len(), 1);
+        assert_eq!(serde_json::to_vec(&loaded.streams[0]).unwrap(), serde_json::to_vec(&orders).unwrap());
+
+        let mut next = loaded.streams[0].clone();
+        next.retention_hours = 48;
+        let other = StreamMeta::for_test("other", Vec::new());
+        let counters = Counters { next_incarnation: 6, next_log_id: 10 };
+        store
+            .commit(&Change {
+                put_streams: &[&next, &other],
+                counters: Some(&counters),
+                ..Default::default()
+            })
+            .unwrap();
+        store.commit(&Change { remove_streams: &["other"], ..Default::default() }).unwrap();
+        drop(store);
+
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let mut tables: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        tables.sort();
+        assert_eq!(tables, ["account", "streams"]);
+        let streams = tx.open_table(STREAMS).unwrap();
+        let keys: Vec<String> = streams.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
+        assert_eq!(keys, ["orders"]);
+        assert_eq!(
+            streams.get("orders").unwrap().unwrap().value(),
+            serde_json::to_vec(&next).unwrap().as_slice()
+        );
+        let account = tx.open_table(ACCOUNT).unwrap();
+        let value = |key: &str| account.get(key).unwrap().unwrap().value().to_vec();
+        assert_eq!(value("format_version"), b"1");
+        assert_eq!(value("token_key"), token);
+        assert_eq!(value("counters"), serde_json::to_vec(&counters).unwrap());
+        assert_eq!(
+            value("settings"),
+            br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#
+        );
+    }
+
+    /// A new store has the two tables, its format version and a token key, as before.
+    #[test]
+    fn a_new_meta_redb_has_the_previous_layout() {
+        use redb::TableHandle;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        let (_, loaded) = MetaStore::open(&path).unwrap();
+        drop(MetaStore::open(&path).unwrap());
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let mut tables: Vec<String> = tx.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+        tables.sort();
+        assert_eq!(tables, ["account", "streams"]);
+        let account = tx.open_table(ACCOUNT).unwrap();
+        let keys: Vec<String> = account.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
+        assert_eq!(keys, ["format_version", "token_key"]);
+        assert_eq!(account.get("token_key").unwrap().unwrap().value(), loaded.token_key);
+        assert_eq!(account.get("format_version").unwrap().unwrap().value(), b"1");
     }
 }

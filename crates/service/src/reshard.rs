@@ -22,6 +22,7 @@ use kinesin_wire::ids::{HashKey, HashKeyRange};
 use crate::meta::{
     Change, ClosedShard, Counters, PendingStep, ShardMeta, StreamMeta, StreamStatus, FIRST_RECORD_SEQ_INDEX,
 };
+use crate::storage::wait;
 use crate::{meta_failure, Service, State};
 
 /// How long closing a shard waits for appends in flight before giving up.
@@ -327,13 +328,13 @@ impl Service {
         let undo = |svc: &Service| {
             svc.reopen_gates(&closing);
             for id in &created {
-                let _ = svc.log.delete(LogId(*id));
+                let _ = wait(svc.log.delete(LogId(*id)));
             }
         };
         for sh in next.shards.iter_mut() {
             let Some(c) = sh.closed.as_mut() else { continue };
             if was_open.contains_key(&sh.index) {
-                match self.log.tip(LogId(sh.log_id)) {
+                match wait(self.log.tip(LogId(sh.log_id))) {
                     Ok(tip) => c.end_seq_index = tip,
                     Err(e) => {
                         undo(self);
@@ -351,7 +352,7 @@ impl Service {
             }
         }
         let logs: Vec<(LogId, u64)> = created.iter().map(|id| (LogId(*id), FIRST_RECORD_SEQ_INDEX)).collect();
-        if let Err(e) = self.log.create_many(&logs) {
+        if let Err(e) = wait(self.log.create(&logs)) {
             undo(self);
             tracing::error!(error = %e, "cannot create the new shards' logs");
             return Err(ApiError::internal(format!(
@@ -374,10 +375,13 @@ impl Service {
         st.counters = counters;
         let next = Arc::new(next);
         st.streams.insert(next.name.clone(), next.clone());
-        // Subscriptions to a closed parent deliver its shard end now, not at their next idle
-        // event: KCL finishes the parent and starts the children on that event.
+        // The parents take no more records. Sealing wakes their subscriptions, which deliver
+        // the shard end now, not at their next idle event: KCL finishes the parent and starts
+        // the children on that event. (Their gates are closed and drained: nothing is in flight.)
         for id in &closing {
-            self.notify_appended(*id);
+            if let Err(e) = wait(self.log.seal(LogId(*id))) {
+                tracing::error!(stream = %next.name, log_id = *id, error = %e, "cannot seal a closed shard's log");
+            }
         }
         Ok(next)
     }
