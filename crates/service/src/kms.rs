@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use kinesin_log::{BatchKey, BatchKeys, DATA_KEY_LEN};
 use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::ops::Output;
+use kinesin_wire::ops::{Output, StreamEncryptionInput};
 
 use crate::meta::{StreamMeta, StreamStatus};
 use crate::Service;
@@ -615,16 +615,6 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
     kinesin_log::replace_file(&kinesin_log::FsStorage, path, &bytes, 0o600, true)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamEncryptionInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    encryption_type: String,
-    key_id: String,
-}
-
 impl Service {
     fn encryption_rate(&self, s: &StreamMeta, now: i64) -> Result<Vec<i64>, ApiError> {
         let recent: Vec<i64> = s.encryption.changes_ms.iter().copied().filter(|t| now - t < DAY_MS).collect();
@@ -653,7 +643,7 @@ impl Service {
 
     pub(crate) fn start_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
         Self::check_kms_type(&req.encryption_type)?;
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
@@ -692,7 +682,7 @@ impl Service {
 
     pub(crate) fn stop_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
         Self::check_kms_type(&req.encryption_type)?;
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;

@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use kinesin_service::{Clock, Service, ServiceConfig, SubscribeEvent};
+use kinesin_service::{Clock, Response, Service, ServiceConfig, SubscribeEvent};
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 use kinesin_wire::model::model;
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
+async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Value {
     model().check_input(op, &mut body).unwrap();
-    let out = svc.call(op, body).await.unwrap();
+    let request = Request::from_value(Op::from_name(op).expect("an operation"), body).unwrap();
+    let Response::Output(out) = svc.handle(request).await.unwrap() else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap();
     if bytes.is_empty() {
         Value::Null
@@ -21,7 +26,7 @@ async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
     }
 }
 
-fn series(svc: &Service) -> Vec<String> {
+fn series(svc: &Arc<Service>) -> Vec<String> {
     let mut out = String::new();
     svc.render_metrics(&mut out);
     out.lines()
@@ -55,11 +60,13 @@ async fn each_live_subscription_reports_its_millis_behind_latest() {
     .await;
     assert!(series(&svc).is_empty(), "no subscription yet: {:?}", series(&svc));
 
-    let mut rx = svc
-        .subscribe_to_shard(json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
-            "StartingPosition": {"Type": "TRIM_HORIZON"}}))
-        .await
-        .unwrap();
+    let request = Request::from_value(
+        Op::SubscribeToShard,
+        json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}),
+    )
+    .unwrap();
+    let Response::Events(mut rx) = svc.handle(request).await.unwrap() else { panic!("no event stream") };
     let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
     let SubscribeEvent::Event(ev) = first else { panic!("an exception: {first:?}") };
     assert_eq!(ev.records.len(), 1);
