@@ -38,6 +38,7 @@ mod authz;
 pub mod conn;
 pub mod console;
 pub mod cors;
+pub mod metrics_text;
 pub mod obs;
 pub mod opmetrics;
 pub mod process;

@@ -8,7 +8,6 @@
 //! notification (`Service::notify_appended`, signalled by PutRecord(s) after each durable
 //! append), on a takeover by a newer subscription, or when an idle event is due.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -410,7 +409,7 @@ impl Service {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE_MAX);
         let svc = self.clone();
         let sub = Subscription {
-            consumer_arn: req.consumer_arn.to_string(),
+            consumer_arn: req.consumer_arn,
             consumer_created_ms: c.created_ms,
             incarnation: s.incarnation,
             shard: shard.0,
@@ -441,11 +440,8 @@ impl Service {
             .any(|c| {
                 c.created_ms == sub.consumer_created_ms
                     && c.status == ConsumerStatus::Active
-                    && sub.consumer_arn.ends_with(&format!(
-                        "/consumer/{}:{}",
-                        c.name,
-                        c.created_ms.div_euclid(1000)
-                    ))
+                    && sub.consumer_arn.name() == c.name
+                    && sub.consumer_arn.created_secs() == c.created_ms.div_euclid(1000)
             })
             .then_some(s)
     }
@@ -538,39 +534,22 @@ impl Service {
         }
     }
 
-    /// Appends `kinesin_subscription_millis_behind_latest`: one series per live subscription
-    /// (consumer and shard), the MillisBehindLatest of the latest event it sent. CloudWatch's
-    /// SubscribeToShardEvent.MillisBehindLatest is per stream only, which hides one slow consumer
-    /// behind fast ones; the web console shows this per consumer. A series exists while the
-    /// subscription is live (at most 5 minutes each; the consumer subscribes again to go on).
-    pub fn render_subscription_metrics(&self, out: &mut String) {
-        let mut rows: Vec<(String, String, u32, i64)> = self
+    /// The live subscriptions that have sent an event, for `/metrics`.
+    pub(crate) fn subscription_figures(&self) -> Vec<crate::metrics::SubscriptionFigures> {
+        let mut rows: Vec<crate::metrics::SubscriptionFigures> = self
             .subscriptions
             .lock()
             .iter()
-            .map(|((_, shard), slot)| {
-                (
-                    slot.stream.clone(),
-                    slot.consumer.clone(),
-                    *shard,
-                    slot.millis_behind.load(Ordering::Relaxed),
-                )
+            .map(|((_, shard), slot)| crate::metrics::SubscriptionFigures {
+                stream: slot.stream.clone(),
+                consumer: slot.consumer.clone(),
+                shard: ShardId(*shard),
+                millis_behind_latest: slot.millis_behind.load(Ordering::Relaxed),
             })
-            .filter(|row| row.3 >= 0)
+            .filter(|row| row.millis_behind_latest >= 0)
             .collect();
         rows.sort();
-        let name = "kinesin_subscription_millis_behind_latest";
-        let _ = writeln!(out, "# HELP {name} MillisBehindLatest of the latest SubscribeToShard event sent to each live subscription (enhanced fan-out consumer and shard), in milliseconds.");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for (stream, consumer, shard, behind) in rows {
-            let _ = writeln!(
-                out,
-                "{name}{{stream_name=\"{}\",consumer_name=\"{}\",shard_id=\"{}\"}} {behind}",
-                crate::metrics::escape(&stream),
-                crate::metrics::escape(&consumer),
-                ShardId(shard)
-            );
-        }
+        rows
     }
 
     /// Reads from `position` (at most `budget` bytes) and builds the event: (event, bytes
@@ -623,7 +602,7 @@ impl Service {
 
 /// What a subscription task needs to know about itself.
 struct Subscription {
-    consumer_arn: String,
+    consumer_arn: ConsumerArn,
     consumer_created_ms: i64,
     incarnation: u64,
     shard: u32,
