@@ -56,8 +56,7 @@ pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String 
     let cfg = service.config();
     let stream = || -> Option<String> {
         field("StreamARN").map(str::to_string).or_else(|| {
-            field("StreamName")
-                .map(|n| StreamArn::new(&cfg.region, &cfg.account_id, n).to_string())
+            field("StreamName").map(|n| StreamArn::new(&cfg.region, &cfg.account_id, n).to_string())
         })
     };
     let resolved = match op.resource() {

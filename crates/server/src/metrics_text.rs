@@ -154,11 +154,7 @@ pub fn render(out: &mut String, snap: &MetricsSnapshot) {
             "Appends (one per shard per PutRecord/PutRecords call) made durable by the log.",
             stats.appends_ok,
         ),
-        (
-            "kinesin_log_append_failures_total",
-            "Appends the log failed (I/O errors).",
-            stats.appends_failed,
-        ),
+        ("kinesin_log_append_failures_total", "Appends the log failed (I/O errors).", stats.appends_failed),
         (
             "kinesin_group_commit_rounds_total",
             "Group-commit rounds that synced something.",

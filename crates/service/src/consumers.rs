@@ -119,7 +119,9 @@ impl Service {
             .iter()
             .find(|c| c.name == name && secs.is_none_or(|secs| c.created_ms.div_euclid(1000) == secs))
             .cloned()
-            .ok_or_else(|| self.consumer_not_found(consumer_arn.map_or(name, ConsumerArn::as_str), &stream))?;
+            .ok_or_else(|| {
+                self.consumer_not_found(consumer_arn.map_or(name, ConsumerArn::as_str), &stream)
+            })?;
         Ok((s, c))
     }
 
@@ -361,7 +363,7 @@ impl Service {
             })
             .await
             .inspect_err(|e| {
-                if e.kind == ErrorKind::ProvisionedThroughputExceeded {
+                if e.kind() == ErrorKind::ProvisionedThroughputExceeded {
                     s.metrics.subscribe_rate_exceeded.add(1);
                 }
             })?;

@@ -268,7 +268,7 @@ impl Service {
                             sequence_number: None,
                             shard_id: None,
                             error_code: Some("ProvisionedThroughputExceededException".into()),
-                            error_message: self.throttled(&s, sh).message,
+                            error_message: self.throttled(&s, sh).message().map(str::to_string),
                         });
                     }
                 }
@@ -314,7 +314,7 @@ impl Service {
                                 sequence_number: None,
                                 shard_id: None,
                                 error_code: Some("InternalFailure".into()),
-                                error_message: err.message.clone(),
+                                error_message: err.message().map(str::to_string),
                             });
                         }
                     }
@@ -369,7 +369,7 @@ impl Service {
                 ),
             ));
         };
-        let s = self.find_usable_async(Some(&name), None).await.map_err(|e| match e.kind {
+        let s = self.find_usable_async(Some(&name), None).await.map_err(|e| match e.kind() {
             ErrorKind::ResourceNotFound => self.shard_not_found(&name, id),
             _ => e,
         })?;

@@ -763,7 +763,7 @@ mod tests {
             assert_eq!(k.resolve(&form).unwrap().id, ID, "{form}");
         }
         for bad in ["alias/nope", "arn:aws:kms:eu-west-1:123456789012:alias/orders", "nope"] {
-            assert_eq!(k.resolve(bad).unwrap_err().kind, ErrorKind::KmsNotFound, "{bad}");
+            assert_eq!(k.resolve(bad).unwrap_err().kind(), ErrorKind::KmsNotFound, "{bad}");
         }
         // The AWS-managed key was made, 0600.
         assert!(k.resolve(AWS_MANAGED_ALIAS).is_ok());
@@ -786,7 +786,7 @@ mod tests {
             ("alias/c", ErrorKind::KmsAccessDenied),
         ] {
             let key = k.resolve(alias).unwrap();
-            assert_eq!(k.usable(key).unwrap_err().kind, kind, "{alias}");
+            assert_eq!(k.usable(key).unwrap_err().kind(), kind, "{alias}");
         }
     }
 
@@ -828,8 +828,8 @@ mod tests {
         not_base64.wrapped = "%%% not base64 %%%".into();
         for (incarnation, damaged) in [(8, short), (9, not_base64)] {
             let e = k.data_key(&stream(incarnation, vec![damaged]), 0).unwrap_err();
-            assert_eq!(e.kind, ErrorKind::InternalFailure, "{e}");
-            let message = e.message.unwrap_or_default();
+            assert_eq!(e.kind(), ErrorKind::InternalFailure, "{e}");
+            let message = e.message().unwrap_or_default().to_string();
             assert!(message.contains("damaged") && !message.contains("material"), "{message}");
         }
     }

@@ -10,6 +10,7 @@
 mod consumers;
 mod control;
 mod data;
+pub mod error;
 pub mod kms;
 pub mod limits;
 pub mod meta;
@@ -424,7 +425,8 @@ impl Service {
     pub async fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
         let stream_arn = StreamArn::parse(stream_arn)?;
         let st = self.lock_state().await;
-        let c = st.streams.get(stream_arn.name())?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
+        let c =
+            st.streams.get(stream_arn.name())?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
         Some(c.arn(&stream_arn).to_string())
     }
 
@@ -452,7 +454,11 @@ impl Service {
     }
 
     /// Which stream a request means: by StreamName, by StreamARN, or both when they agree.
-    pub(crate) fn resolve_name(&self, name: Option<&str>, arn: Option<&StreamArn>) -> Result<String, ApiError> {
+    pub(crate) fn resolve_name(
+        &self,
+        name: Option<&str>,
+        arn: Option<&StreamArn>,
+    ) -> Result<String, ApiError> {
         match (name, arn) {
             (None, None) => Err(ApiError::invalid_argument(
                 "Either StreamName or StreamARN must be provided to identify the stream.",
@@ -481,7 +487,11 @@ impl Service {
     }
 
     /// The stream a request means, in any status.
-    pub(crate) fn find(&self, name: Option<&str>, arn: Option<&StreamArn>) -> Result<Arc<StreamMeta>, ApiError> {
+    pub(crate) fn find(
+        &self,
+        name: Option<&str>,
+        arn: Option<&StreamArn>,
+    ) -> Result<Arc<StreamMeta>, ApiError> {
         let name = self.resolve_name(name, arn)?;
         self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))
     }

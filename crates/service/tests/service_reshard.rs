@@ -10,10 +10,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use kinesin_service::{Clock, Response, Service, ServiceConfig};
-use kinesin_wire::operation::Op;
-use kinesin_wire::request::Request;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 
 const T0: i64 = 1_790_000_000_000;
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use kinesin_service::{Clock, Response, Service, ServiceConfig};
-use kinesin_wire::operation::Op;
-use kinesin_wire::request::Request;
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, SequenceNumber};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 
 const T0: i64 = 1_790_000_000_000;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use kinesin_service::{Clock, Response, Service, ServiceConfig, SubscribeEvent};
+use kinesin_wire::model::model;
 use kinesin_wire::operation::Op;
 use kinesin_wire::request::Request;
-use kinesin_wire::model::model;
 
 async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Value {
     model().check_input(op, &mut body).unwrap();

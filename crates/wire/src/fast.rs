@@ -78,12 +78,7 @@ pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
             partition_key: Some(e.partition_key.into_owned()),
         });
     }
-    Some(PutRecordsInput {
-        stream_name: Some(stream_name),
-        stream_arn: None,
-        records,
-        dry_run: req.dry_run,
-    })
+    Some(PutRecordsInput { stream_name: Some(stream_name), stream_arn: None, records, dry_run: req.dry_run })
 }
 
 /// `^(0|([1-9]\d{0,38}))$`.

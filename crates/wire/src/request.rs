@@ -206,7 +206,9 @@ impl Request {
             Request::DescribeStream(r) => named!(r),
             Request::DescribeStreamSummary(r) => named!(r),
             Request::ListShards(r) => named!(r),
-            Request::IncreaseStreamRetentionPeriod(r) | Request::DecreaseStreamRetentionPeriod(r) => named!(r),
+            Request::IncreaseStreamRetentionPeriod(r) | Request::DecreaseStreamRetentionPeriod(r) => {
+                named!(r)
+            }
             Request::AddTagsToStream(r) => named!(r),
             Request::RemoveTagsFromStream(r) => named!(r),
             Request::ListTagsForStream(r) => named!(r),
@@ -318,7 +320,8 @@ mod tests {
 
     #[test]
     fn the_fast_path_builds_the_general_paths_request() {
-        let body = r#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k","ExplicitHashKey":"1"}]}"#;
+        let body =
+            r#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"k","ExplicitHashKey":"1"}]}"#;
         let fast = Request::put_records_fast(body.as_bytes()).unwrap();
         assert_eq!(fast, from_json(Op::PutRecords, body).unwrap());
     }
