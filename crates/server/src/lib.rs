@@ -565,7 +565,7 @@ impl Protocol {
         Bytes::from(match ev {
             SubscribeEvent::Event(e) => eventstream::event("SubscribeToShardEvent", ct, &self.encode(e)),
             SubscribeEvent::Exception(e) => {
-                let e = ApiError::from(e.clone());
+                let e = wire_error(e.clone());
                 let body = serde_json::json!({ "message": e.message.clone().unwrap_or_default() });
                 eventstream::exception(e.kind.as_str(), ct, &self.encode(&body))
             }
@@ -804,8 +804,7 @@ async fn authorized_call(
         service.handle(request).await
     } else {
         tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.handle(request)))
-    }
-    .map_err(ApiError::from)?;
+    }?;
     match response {
         ServiceResponse::Events(events) => Ok(protocol.event_stream(events)),
         ServiceResponse::Output(out) => {
@@ -815,6 +814,11 @@ async fn authorized_call(
             Ok(protocol.output(&out))
         }
     }
+}
+
+/// The wire's wording of the service's error (the exception name, status and message AWS uses).
+fn wire_error<E: Into<ApiError>>(e: E) -> ApiError {
+    e.into()
 }
 
 /// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).

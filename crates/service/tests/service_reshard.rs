@@ -29,9 +29,7 @@ fn open(dir: &std::path::Path, clock: &Clock, limits: bool) -> Arc<Service> {
 async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
     let request = Request::from_value(Op::from_name(op).expect("an operation"), body)?;
-    let Response::Output(out) = svc.handle(request).await.map_err(ApiError::from)? else {
-        panic!("{op} answered an event stream")
-    };
+    let Response::Output(out) = svc.handle(request).await? else { panic!("{op} answered an event stream") };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }

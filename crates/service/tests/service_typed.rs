@@ -26,7 +26,8 @@ fn name(n: &str) -> Option<StreamName> {
 }
 
 async fn output(svc: &Arc<Service>, req: Request) -> Result<Output, ServiceError> {
-    match svc.handle(req).await.map_err(ServiceError::from)? {
+    // `?` words the service's error as `ServiceError` whatever `handle` returns.
+    match svc.handle(req).await? {
         Response::Output(out) => Ok(out),
         Response::Events(_) => panic!("an event stream"),
     }
