@@ -33,6 +33,7 @@
 use serde_json::Value;
 
 use kinesin_service::Service;
+use kinesin_wire::ids::StreamArn;
 use kinesin_wire::model::model;
 use kinesin_wire::operation::{Op, ResourceKind};
 use kinesin_wire::policy::{Kind, Policy};
@@ -55,8 +56,7 @@ pub(crate) async fn resource(op: Op, body: &Value, service: &Service) -> String 
     let cfg = service.config();
     let stream = || -> Option<String> {
         field("StreamARN").map(str::to_string).or_else(|| {
-            field("StreamName")
-                .map(|n| format!("arn:aws:kinesis:{}:{}:stream/{n}", cfg.region, cfg.account_id))
+            field("StreamName").map(|n| StreamArn::new(&cfg.region, &cfg.account_id, n).to_string())
         })
     };
     let resolved = match op.resource() {

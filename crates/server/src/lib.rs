@@ -25,11 +25,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use kinesin_service::{Service, SubscribeEvent};
+use kinesin_service::{Response as ServiceResponse, Service, SubscribeEvent};
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
 use kinesin_wire::operation::Op;
 use kinesin_wire::ops::Output;
+use kinesin_wire::request::Request as WireRequest;
 
 pub mod audit;
 pub mod auth;
@@ -37,6 +38,7 @@ mod authz;
 pub mod conn;
 pub mod console;
 pub mod cors;
+pub mod metrics_text;
 pub mod obs;
 pub mod opmetrics;
 pub mod process;
@@ -611,6 +613,7 @@ impl Protocol {
         Bytes::from(match ev {
             SubscribeEvent::Event(e) => eventstream::event("SubscribeToShardEvent", ct, &self.encode(e)),
             SubscribeEvent::Exception(e) => {
+                let e = wire_error(e.clone());
                 let body = serde_json::json!({ "message": e.message.clone().unwrap_or_default() });
                 eventstream::exception(e.kind.as_str(), ct, &self.encode(&body))
             }
@@ -711,7 +714,7 @@ async fn answer(
     // PutRecords in JSON, the hot path, is decoded in one pass when the body is plainly valid;
     // anything else (including every error) takes the general path.
     let fast = match protocol {
-        Protocol::Json(_) if known == Some(Op::PutRecords) => kinesin_wire::fast::put_records_json(&body),
+        Protocol::Json(_) if known == Some(Op::PutRecords) => WireRequest::put_records_fast(&body),
         _ => None,
     };
     let parsed = if fast.is_some() { Some(serde_json::Value::Null) } else { protocol.parse(op_name, &body) };
@@ -778,7 +781,7 @@ async fn authorized_call(
     parts: &hyper::http::request::Parts,
     body: Bytes,
     mut value: serde_json::Value,
-    fast: Option<kinesin_wire::ops::PutRecordsInput>,
+    fast: Option<WireRequest>,
     op: Op,
     protocol: Protocol,
     note: &mut Note,
@@ -807,7 +810,7 @@ async fn authorized_call(
     match &fast {
         // Decoded and checked on the one-pass path; authorization and the audit trail read only
         // the stream and the record count, so they get just those.
-        Some(input) if note.audited || principal.is_some() => {
+        Some(WireRequest::PutRecords(input)) if note.audited || principal.is_some() => {
             value = serde_json::json!({
                 "StreamName": input.stream_name,
                 "Records": vec![serde_json::Value::Null; input.records.len()],
@@ -837,27 +840,36 @@ async fn authorized_call(
             }
         }
     }
-    if let Some(input) = fast {
-        return Ok(protocol.output(&service.put_records_decoded(input).await?));
-    }
-    if op == Op::PutResourcePolicy {
-        authz::check_put_policy(&value).map_err(ApiError::invalid_argument)?;
-    }
-    if op == Op::SubscribeToShard {
-        return service.subscribe_to_shard(value).await.map(|events| protocol.event_stream(events));
-    }
-    // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
-    let out = if op.is_data_plane() {
-        service.call_op(op, value).await?
-    } else {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(service.call_op(op, value))
-        })?
+    // The typed request: decoded once here, the service never sees the JSON.
+    let request = match fast {
+        Some(request) => request,
+        None => {
+            if op == Op::PutResourcePolicy {
+                authz::check_put_policy(&value).map_err(ApiError::invalid_argument)?;
+            }
+            WireRequest::from_value(op, value)?
+        }
     };
-    if note.audited && !op.is_data_plane() {
-        note.response = out.to_json().ok().and_then(|body| audit::response_elements(&body));
+    // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
+    let response = if op.is_data_plane() {
+        service.handle(request).await
+    } else {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.handle(request)))
+    }?;
+    match response {
+        ServiceResponse::Events(events) => Ok(protocol.event_stream(events)),
+        ServiceResponse::Output(out) => {
+            if note.audited && !op.is_data_plane() {
+                note.response = out.to_json().ok().and_then(|body| audit::response_elements(&body));
+            }
+            Ok(protocol.output(&out))
+        }
     }
-    Ok(protocol.output(&out))
+}
+
+/// The wire's wording of the service's error (the exception name, status and message AWS uses).
+fn wire_error<E: Into<ApiError>>(e: E) -> ApiError {
+    e.into()
 }
 
 /// 408 for a body not received within the body read `timeout`; the connection is closed.

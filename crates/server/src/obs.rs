@@ -195,7 +195,7 @@ fn wants_html<B>(req: &Request<B>) -> bool {
 pub fn render(server: &crate::Server, service: &Service) -> String {
     let c = &server.connections;
     let mut out = String::with_capacity(64 * 1024);
-    service.render_metrics(&mut out);
+    crate::metrics_text::render(&mut out, &service.metrics_snapshot());
     let _ =
         writeln!(out, "# HELP kinesin_http_connections HTTP connections open now (plain and TLS listeners).");
     let _ = writeln!(out, "# TYPE kinesin_http_connections gauge");

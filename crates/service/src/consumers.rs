@@ -8,24 +8,22 @@
 //! notification (`Service::notify_appended`, signalled by PutRecord(s) after each durable
 //! append), on a takeover by a newer subscription, or when an idle event is due.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
 use kinesin_log::LogId;
 use kinesin_storage::{ReadRequest, TipWatch};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::ids::{SequenceNumber, ShardId};
+use kinesin_wire::ids::{ConsumerArn, SequenceNumber, ShardId, StreamArn};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::{PageToken, ShardIteratorToken};
 
 use crate::meta::{ConsumerMeta, ConsumerStatus, ShardMeta, StreamMeta, StreamStatus};
-use crate::{input, parse_stream_arn, Service, State};
+use crate::{Service, State};
 
 /// Consumers per stream (AWS: 20).
 pub const CONSUMERS_PER_STREAM_MAX: usize = 20;
@@ -68,14 +66,6 @@ pub(crate) struct SubscriptionSlot {
     millis_behind: Arc<AtomicI64>,
 }
 
-/// `<stream ARN>/consumer/<name>:<secs>` → (stream ARN, name, secs).
-fn parse_consumer_arn(arn: &str) -> Option<(&str, &str, i64)> {
-    let (stream_arn, rest) = arn.split_once("/consumer/")?;
-    let (name, secs) = rest.rsplit_once(':')?;
-    parse_stream_arn(stream_arn)?;
-    Some((stream_arn, name, secs.parse().ok()?))
-}
-
 impl Service {
     fn consumer_not_found(&self, what: &str, stream: &str) -> ApiError {
         ApiError::new(
@@ -89,11 +79,11 @@ impl Service {
         )
     }
 
-    fn consumer_out(s: &StreamMeta, stream_arn: &str, c: &ConsumerMeta) -> ConsumerOut {
+    fn consumer_out(s: &StreamMeta, stream_arn: &StreamArn, c: &ConsumerMeta) -> ConsumerOut {
         let _ = s;
         ConsumerOut {
             consumer_name: c.name.clone(),
-            consumer_arn: c.arn(stream_arn),
+            consumer_arn: c.arn(stream_arn).to_string(),
             consumer_status: c.status.as_str(),
             consumer_creation_timestamp: Timestamp(c.created_ms),
         }
@@ -103,22 +93,17 @@ impl Service {
     pub(crate) fn find_consumer(
         &self,
         st: &State,
-        stream_arn: Option<&str>,
+        stream_arn: Option<&StreamArn>,
         name: Option<&str>,
-        consumer_arn: Option<&str>,
+        consumer_arn: Option<&ConsumerArn>,
     ) -> Result<(Arc<StreamMeta>, ConsumerMeta), ApiError> {
         let (stream_arn, name, secs) = match (consumer_arn, stream_arn, name) {
             (Some(arn), given_stream, given_name) => {
-                let (sa, n, secs) = parse_consumer_arn(arn).ok_or_else(|| {
-                    ApiError::invalid_argument(format!(
-                        "ConsumerARN {} is not a consumer ARN: expected <stream ARN>/consumer/<name>:<creation epoch seconds>.",
-                        echo(arn)
-                    ))
-                })?;
+                let (sa, n, secs) = (arn.stream(), arn.name(), arn.created_secs());
                 if given_stream.is_some_and(|g| g != sa) || given_name.is_some_and(|g| g != n) {
                     return Err(ApiError::invalid_argument(format!(
                         "ConsumerARN {} does not agree with the StreamARN or ConsumerName given; give the ConsumerARN alone.",
-                        echo(arn)
+                        echo(arn.as_str())
                     )));
                 }
                 (sa, n, Some(secs))
@@ -137,7 +122,9 @@ impl Service {
             .iter()
             .find(|c| c.name == name && secs.is_none_or(|secs| c.created_ms.div_euclid(1000) == secs))
             .cloned()
-            .ok_or_else(|| self.consumer_not_found(consumer_arn.unwrap_or(name), &stream))?;
+            .ok_or_else(|| {
+                self.consumer_not_found(consumer_arn.map_or(name, ConsumerArn::as_str), &stream)
+            })?;
         Ok((s, c))
     }
 
@@ -159,7 +146,7 @@ impl Service {
                 ),
             ));
         }
-        if s.consumers.iter().any(|c| c.name == req.consumer_name) {
+        if s.consumers.iter().any(|c| c.name == *req.consumer_name) {
             return Err(ApiError::new(
                 ErrorKind::ResourceInUse,
                 format!(
@@ -200,7 +187,7 @@ impl Service {
         }
         let creating_ms = self.cfg.create_stream_ms as i64;
         let c = ConsumerMeta {
-            name: req.consumer_name.clone(),
+            name: req.consumer_name.to_string(),
             created_ms,
             status: if creating_ms == 0 { ConsumerStatus::Active } else { ConsumerStatus::Creating },
             status_until_ms: now + creating_ms,
@@ -219,9 +206,9 @@ impl Service {
         let mut st = self.state.lock();
         let (s, c) = self.find_consumer(
             &st,
-            req.stream_arn.as_deref(),
+            req.stream_arn.as_ref(),
             req.consumer_name.as_deref(),
-            req.consumer_arn.as_deref(),
+            req.consumer_arn.as_ref(),
         )?;
         if c.status == ConsumerStatus::Deleting {
             return Ok(Output::Empty);
@@ -246,18 +233,18 @@ impl Service {
         let st = self.state.lock();
         let (s, c) = self.find_consumer(
             &st,
-            req.stream_arn.as_deref(),
+            req.stream_arn.as_ref(),
             req.consumer_name.as_deref(),
-            req.consumer_arn.as_deref(),
+            req.consumer_arn.as_ref(),
         )?;
         let stream_arn = self.stream_arn(&s.name);
         Ok(Output::DescribeStreamConsumer {
             consumer_description: ConsumerDescriptionOut {
                 consumer_name: c.name.clone(),
-                consumer_arn: c.arn(&stream_arn),
+                consumer_arn: c.arn(&stream_arn).to_string(),
                 consumer_status: c.status.as_str(),
                 consumer_creation_timestamp: Timestamp(c.created_ms),
-                stream_arn,
+                stream_arn: stream_arn.to_string(),
             },
         })
     }
@@ -347,14 +334,10 @@ impl Service {
     /// SubscribeToShard: checks the request (errors here are ordinary error responses) and starts
     /// the subscription, whose events arrive on the returned channel. The caller sends
     /// `initial-response` first.
-    pub async fn subscribe_to_shard(
+    pub(crate) async fn subscribe_to_shard(
         self: &Arc<Self>,
-        body: Value,
+        req: SubscribeToShardInput,
     ) -> Result<mpsc::Receiver<SubscribeEvent>, ApiError> {
-        if let Some(st) = self.state.try_lock() {
-            self.tick_locked(st, false, false);
-        }
-        let req: SubscribeToShardInput = input(body)?;
         let (s, c) = {
             let st = self.lock_state().await;
             self.find_consumer(&st, None, None, Some(&req.consumer_arn))?
@@ -369,16 +352,17 @@ impl Service {
         let p = &req.starting_position;
         let it = self
             .get_shard_iterator(GetShardIteratorInput {
-                stream_name: Some(s.name.clone()),
+                stream_name: kinesin_wire::ids::StreamName::parse(s.name.clone()),
+                stream_arn: None,
                 shard_id: req.shard_id.clone(),
-                shard_iterator_type: p.r#type.clone(),
+                shard_iterator_type: p.r#type,
                 starting_sequence_number: p.sequence_number.clone(),
                 timestamp: p.timestamp,
-                ..Default::default()
+                dry_run: None,
             })
             .await
             .inspect_err(|e| {
-                if e.kind == ErrorKind::ProvisionedThroughputExceeded {
+                if e.kind() == ErrorKind::ProvisionedThroughputExceeded {
                     s.metrics.subscribe_rate_exceeded.add(1);
                 }
             })?;
@@ -390,7 +374,7 @@ impl Service {
         let shard = ShardId(it.shard_index);
         let sh = s.shard(shard.0).ok_or_else(|| self.shard_not_found(&s.name, shard))?;
         let now = self.clock.now_ms();
-        let key = (req.consumer_arn.clone(), shard.0);
+        let key = (req.consumer_arn.to_string(), shard.0);
         let cancel = Arc::new(Notify::new());
         let wake = Arc::new(Notify::new());
         let tip = self.log.watch(LogId(sh.log_id)).map_err(|e| {
@@ -460,11 +444,8 @@ impl Service {
             .any(|c| {
                 c.created_ms == sub.consumer_created_ms
                     && c.status == ConsumerStatus::Active
-                    && sub.consumer_arn.ends_with(&format!(
-                        "/consumer/{}:{}",
-                        c.name,
-                        c.created_ms.div_euclid(1000)
-                    ))
+                    && sub.consumer_arn.name() == c.name
+                    && sub.consumer_arn.created_secs() == c.created_ms.div_euclid(1000)
             })
             .then_some(s)
     }
@@ -563,39 +544,22 @@ impl Service {
         }
     }
 
-    /// Appends `kinesin_subscription_millis_behind_latest`: one series per live subscription
-    /// (consumer and shard), the MillisBehindLatest of the latest event it sent. CloudWatch's
-    /// SubscribeToShardEvent.MillisBehindLatest is per stream only, which hides one slow consumer
-    /// behind fast ones; the web console shows this per consumer. A series exists while the
-    /// subscription is live (at most 5 minutes each; the consumer subscribes again to go on).
-    pub fn render_subscription_metrics(&self, out: &mut String) {
-        let mut rows: Vec<(String, String, u32, i64)> = self
+    /// The live subscriptions that have sent an event, for `/metrics`.
+    pub(crate) fn subscription_figures(&self) -> Vec<crate::metrics::SubscriptionFigures> {
+        let mut rows: Vec<crate::metrics::SubscriptionFigures> = self
             .subscriptions
             .lock()
             .iter()
-            .map(|((_, shard), slot)| {
-                (
-                    slot.stream.clone(),
-                    slot.consumer.clone(),
-                    *shard,
-                    slot.millis_behind.load(Ordering::Relaxed),
-                )
+            .map(|((_, shard), slot)| crate::metrics::SubscriptionFigures {
+                stream: slot.stream.clone(),
+                consumer: slot.consumer.clone(),
+                shard: ShardId(*shard),
+                millis_behind_latest: slot.millis_behind.load(Ordering::Relaxed),
             })
-            .filter(|row| row.3 >= 0)
+            .filter(|row| row.millis_behind_latest >= 0)
             .collect();
         rows.sort();
-        let name = "kinesin_subscription_millis_behind_latest";
-        let _ = writeln!(out, "# HELP {name} MillisBehindLatest of the latest SubscribeToShard event sent to each live subscription (enhanced fan-out consumer and shard), in milliseconds.");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for (stream, consumer, shard, behind) in rows {
-            let _ = writeln!(
-                out,
-                "{name}{{stream_name=\"{}\",consumer_name=\"{}\",shard_id=\"{}\"}} {behind}",
-                crate::metrics::escape(&stream),
-                crate::metrics::escape(&consumer),
-                ShardId(shard)
-            );
-        }
+        rows
     }
 
     /// Reads from `position` (at most `budget` bytes) and builds the event: (event, bytes
@@ -657,7 +621,7 @@ impl Service {
 
 /// What a subscription task needs to know about itself.
 struct Subscription {
-    consumer_arn: String,
+    consumer_arn: ConsumerArn,
     consumer_created_ms: i64,
     incarnation: u64,
     shard: u32,
@@ -666,20 +630,4 @@ struct Subscription {
     wake: Arc<Notify>,
     cancel: Arc<Notify>,
     millis_behind: Arc<AtomicI64>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consumer_arns_parse() {
-        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c.1:1700000000";
-        assert_eq!(
-            parse_consumer_arn(arn),
-            Some(("arn:aws:kinesis:us-east-1:000000000000:stream/s", "c.1", 1_700_000_000))
-        );
-        assert_eq!(parse_consumer_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s"), None);
-        assert_eq!(parse_consumer_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c"), None);
-    }
 }

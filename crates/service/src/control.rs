@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kinesin_log::LogId;
-use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::ids::{HashKeyRange, ShardId};
+use kinesin_wire::error::{echo, ApiError, ErrorKind};
+use kinesin_wire::ids::{ConsumerArn, HashKeyRange, ShardId, StreamArn, StreamName};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::PageToken;
 
 use crate::meta::{Change, ShardMeta, StreamMeta, StreamMode, StreamStatus, FIRST_RECORD_SEQ_INDEX};
-use crate::{meta_failure, parse_stream_arn, Service, State, TOKEN_LIFETIME_MS};
+use crate::{meta_failure, Service, State, TOKEN_LIFETIME_MS};
 
 /// Shards of a new ON_DEMAND stream (AWS starts them at 4 MiB/s of writes).
 pub const ON_DEMAND_INITIAL_SHARDS: u32 = 4;
@@ -61,10 +61,26 @@ impl Service {
         if self.state.lock().streams.contains_key(name) {
             return Ok(());
         }
-        let mut body = serde_json::json!({"StreamName": name, "ShardCount": shards});
-        kinesin_wire::model::model().check_input("CreateStream", &mut body)?;
-        let req: CreateStreamInput = serde_json::from_value(body)
-            .map_err(|e| ApiError::new(ErrorKind::Serialization, e.to_string()))?;
+        let stream_name = StreamName::parse(name).ok_or_else(|| {
+            ApiError::validation(format!(
+                "1 validation error detected: Value '{}' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+                echo(name)
+            ))
+        })?;
+        if shards < 1 {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            )));
+        }
+        let req = CreateStreamInput {
+            stream_name,
+            shard_count: Some(shards),
+            stream_mode_details: None,
+            tags: None,
+            warm_throughput_mi_bps: None,
+            max_record_size_in_ki_b: None,
+            record_distribution_strategy: None,
+        };
         self.create_stream_with(req, 0).map(|_| ())
     }
 
@@ -119,7 +135,7 @@ impl Service {
         }
 
         let mut st = self.state.lock();
-        if st.streams.contains_key(&req.stream_name) {
+        if st.streams.contains_key(req.stream_name.as_str()) {
             return Err(ApiError::new(
                 ErrorKind::ResourceInUse,
                 format!("Stream {} under account {} already exists.", req.stream_name, self.cfg.account_id),
@@ -191,7 +207,7 @@ impl Service {
         })?;
         let status = if creating_ms == 0 { StreamStatus::Active } else { StreamStatus::Creating };
         let stream = StreamMeta {
-            name: req.stream_name.clone(),
+            name: req.stream_name.to_string(),
             incarnation,
             created_ms: now,
             status,
@@ -224,7 +240,7 @@ impl Service {
     }
 
     pub(crate) fn delete_stream(&self, req: DeleteStreamInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
@@ -293,7 +309,7 @@ impl Service {
     }
 
     pub(crate) fn describe_stream(&self, req: DescribeStreamInput) -> Result<Output, ApiError> {
-        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let limit = req.limit.unwrap_or(DESCRIBE_STREAM_PAGE_MAX).min(DESCRIBE_STREAM_PAGE_MAX) as usize;
         let after = req.exclusive_start_shard_id.as_deref().map(start_after);
@@ -313,7 +329,7 @@ impl Service {
         Ok(Output::DescribeStream {
             stream_description: StreamDescriptionOut {
                 stream_name: s.name.clone(),
-                stream_arn: self.stream_arn(&s.name),
+                stream_arn: self.stream_arn(&s.name).to_string(),
                 stream_status: s.status.as_str(),
                 stream_mode_details: StreamModeDetailsOut { stream_mode: s.mode.as_str() },
                 shards,
@@ -328,11 +344,11 @@ impl Service {
     }
 
     pub(crate) fn describe_stream_summary(&self, req: StreamRef) -> Result<Output, ApiError> {
-        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         Ok(Output::DescribeStreamSummary {
             stream_description_summary: StreamDescriptionSummaryOut {
                 stream_name: s.name.clone(),
-                stream_arn: self.stream_arn(&s.name),
+                stream_arn: self.stream_arn(&s.name).to_string(),
                 stream_status: s.status.as_str(),
                 stream_mode_details: StreamModeDetailsOut { stream_mode: s.mode.as_str() },
                 retention_period_hours: s.retention_hours,
@@ -395,7 +411,7 @@ impl Service {
             names.push(s.name.clone());
             summaries.push(StreamSummaryOut {
                 stream_name: s.name.clone(),
-                stream_arn: self.stream_arn(&s.name),
+                stream_arn: self.stream_arn(&s.name).to_string(),
                 stream_status: s.status.as_str(),
                 stream_mode_details: StreamModeDetailsOut { stream_mode: s.mode.as_str() },
                 stream_creation_timestamp: Timestamp(s.created_ms),
@@ -457,7 +473,7 @@ impl Service {
                         "Either NextToken or StreamName should be provided.",
                     ));
                 }
-                let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+                let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
                 if let Some(ts) = req.stream_creation_timestamp {
                     if ts.0 != s.created_ms && ts.0 / 1000 != s.created_ms / 1000 {
                         return Err(self.not_found(&s.name));
@@ -529,7 +545,7 @@ impl Service {
     }
 
     pub(crate) fn change_retention(&self, req: RetentionInput, increase: bool) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         let hours = req.retention_period_hours;
@@ -597,19 +613,19 @@ impl Service {
     }
 
     pub(crate) fn add_tags_to_stream(&self, req: AddTagsToStreamInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         self.add_tags(&name, &req.tags)?;
         Ok(Output::Empty)
     }
 
     pub(crate) fn remove_tags_from_stream(&self, req: RemoveTagsFromStreamInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         self.remove_tags(&name, &req.tag_keys)?;
         Ok(Output::Empty)
     }
 
     pub(crate) fn list_tags_for_stream(&self, req: ListTagsForStreamInput) -> Result<Output, ApiError> {
-        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let limit = req.limit.unwrap_or(LIST_TAGS_PAGE_DEFAULT) as usize;
         let mut tags = Vec::new();
         let mut has_more = false;
@@ -628,12 +644,14 @@ impl Service {
     /// What a ResourceARN names: a stream, or one of its consumers (AWS tags both).
     fn resource(&self, arn: &str) -> Result<Resource, ApiError> {
         if arn.contains("/consumer/") {
+            let arn = ConsumerArn::parse(arn)
+                .ok_or_else(|| ApiError::invalid_argument(ConsumerArn::malformed(arn)))?;
             let st = self.state.lock();
-            let (s, c) = self.find_consumer(&st, None, None, Some(arn))?;
+            let (s, c) = self.find_consumer(&st, None, None, Some(&arn))?;
             return Ok(Resource::Consumer { stream: s.name.clone(), name: c.name, created_ms: c.created_ms });
         }
-        match parse_stream_arn(arn) {
-            Some(_) => Ok(Resource::Stream(self.resolve_name(None, Some(arn))?)),
+        match StreamArn::parse(arn) {
+            Some(a) => Ok(Resource::Stream(self.resolve_name(None, Some(&a))?)),
             None => Err(ApiError::invalid_argument(format!(
                 "ResourceARN {arn} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>."
             ))),
@@ -801,7 +819,7 @@ impl Service {
     }
 
     pub(crate) fn update_max_record_size(&self, req: UpdateMaxRecordSizeInput) -> Result<Output, ApiError> {
-        let Some(arn) = req.stream_arn.as_deref() else {
+        let Some(arn) = req.stream_arn.as_ref() else {
             return Err(ApiError::invalid_argument("StreamARN is required for UpdateMaxRecordSize."));
         };
         let name = self.resolve_name(None, Some(arn))?;
@@ -818,7 +836,7 @@ impl Service {
         req: EnhancedMonitoringInput,
         enable: bool,
     ) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         let mut wanted = BTreeSet::new();
@@ -845,7 +863,7 @@ impl Service {
             stream_name: name.clone(),
             current_shard_level_metrics: ordered_metrics(&current),
             desired_shard_level_metrics: ordered_metrics(&desired),
-            stream_arn: self.stream_arn(&name),
+            stream_arn: self.stream_arn(&name).to_string(),
         })
     }
 

@@ -117,7 +117,7 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_deref()).await?;
+            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_ref()).await?;
             let r = self.route(
                 &s,
                 req.partition_key.clone(),
@@ -187,7 +187,7 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_deref()).await?;
+            let s = self.find_usable_async(req.stream_name.as_deref(), req.stream_arn.as_ref()).await?;
             let mut total = 0usize;
             let mut routed = Vec::with_capacity(req.records.len());
             for (i, rec) in req.records.iter().enumerate() {
@@ -268,7 +268,7 @@ impl Service {
                             sequence_number: None,
                             shard_id: None,
                             error_code: Some("ProvisionedThroughputExceededException".into()),
-                            error_message: self.throttled(&s, sh).message,
+                            error_message: self.throttled(&s, sh).message().map(str::to_string),
                         });
                     }
                 }
@@ -313,7 +313,7 @@ impl Service {
                                 sequence_number: None,
                                 shard_id: None,
                                 error_code: Some("InternalFailure".into()),
-                                error_message: err.message.clone(),
+                                error_message: err.message().map(str::to_string),
                             });
                         }
                     }
@@ -355,7 +355,8 @@ impl Service {
     }
 
     pub(crate) async fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        use ShardIteratorType::*;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let Some(id) = ShardId::parse_lenient(&req.shard_id) else {
             return Err(ApiError::new(
                 ErrorKind::ResourceNotFound,
@@ -367,7 +368,7 @@ impl Service {
                 ),
             ));
         };
-        let s = self.find_usable_async(Some(&name), None).await.map_err(|e| match e.kind {
+        let s = self.find_usable_async(Some(&name), None).await.map_err(|e| match e.kind() {
             ErrorKind::ResourceNotFound => self.shard_not_found(&name, id),
             _ => e,
         })?;
@@ -375,17 +376,17 @@ impl Service {
         let id = sh.id();
         let log = LogId(sh.log_id);
         let now = self.clock.now_ms();
-        let kind = req.shard_iterator_type.as_str();
+        let kind = req.shard_iterator_type;
         let position = match (kind, &req.starting_sequence_number) {
-            ("TRIM_HORIZON" | "LATEST", Some(_)) | ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => {
+            (TrimHorizon | Latest, Some(_)) | (AtSequenceNumber | AfterSequenceNumber, None) => {
                 return Err(ApiError::invalid_argument(format!(
                     "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {} StartingSequenceNumber.",
                     if req.starting_sequence_number.is_some() { "also a" } else { "no" }
                 )))
             }
-            ("TRIM_HORIZON", None) => 0,
-            ("LATEST", None) => self.log.tip(log).await.map_err(|e| read_failure(&s, sh, &e))?,
-            ("AT_TIMESTAMP", _) => {
+            (TrimHorizon, None) => 0,
+            (Latest, None) => self.log.tip(log).await.map_err(|e| read_failure(&s, sh, &e))?,
+            (AtTimestamp, _) => {
                 let Some(ts) = req.timestamp else {
                     return Err(ApiError::invalid_argument(
                         "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
@@ -399,7 +400,7 @@ impl Service {
                 }
                 self.log.seek_time(log, ts.0).await.map_err(|e| read_failure(&s, sh, &e))?
             }
-            (_, Some(seq_text)) => {
+            (AtSequenceNumber | AfterSequenceNumber, Some(seq_text)) => {
                 let seq = SequenceNumber::parse(seq_text).map_err(|e| match e {
                     SeqError::Malformed => ApiError::validation(format!(
                         "1 validation error detected: Value '{}' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})",
@@ -424,13 +425,12 @@ impl Service {
                 }
                 // A position between records (a ContinuationSequenceNumber) is before its
                 // record, so AFTER it starts at that record too.
-                if kind == "AT_SEQUENCE_NUMBER" || seq.is_between_records() {
+                if kind == AtSequenceNumber || seq.is_between_records() {
                     seq.seq_index
                 } else {
                     seq.seq_index.saturating_add(1)
                 }
             }
-            _ => unreachable!("the model's enum admits only the five iterator types"),
         };
         if req.dry_run == Some(true) {
             return Err(dry_run());

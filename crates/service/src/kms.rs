@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use kinesin_log::{BatchKey, BatchKeys, DATA_KEY_LEN};
 use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::ops::Output;
+use kinesin_wire::ops::{Output, StreamEncryptionInput};
 
 use crate::meta::{StreamMeta, StreamStatus};
 use crate::Service;
@@ -666,16 +666,6 @@ fn managed_key_text() -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamEncryptionInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    encryption_type: String,
-    key_id: String,
-}
-
 impl Service {
     fn encryption_rate(&self, s: &StreamMeta, now: i64) -> Result<Vec<i64>, ApiError> {
         let recent: Vec<i64> = s.encryption.changes_ms.iter().copied().filter(|t| now - t < DAY_MS).collect();
@@ -704,7 +694,7 @@ impl Service {
 
     pub(crate) fn start_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
         Self::check_kms_type(&req.encryption_type)?;
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
@@ -743,7 +733,7 @@ impl Service {
 
     pub(crate) fn stop_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
         Self::check_kms_type(&req.encryption_type)?;
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
@@ -824,7 +814,7 @@ mod tests {
             assert_eq!(k.resolve(&form).unwrap().id, ID, "{form}");
         }
         for bad in ["alias/nope", "arn:aws:kms:eu-west-1:123456789012:alias/orders", "nope"] {
-            assert_eq!(k.resolve(bad).unwrap_err().kind, ErrorKind::KmsNotFound, "{bad}");
+            assert_eq!(k.resolve(bad).unwrap_err().kind(), ErrorKind::KmsNotFound, "{bad}");
         }
         // The AWS-managed key was made, 0600.
         assert!(k.resolve(AWS_MANAGED_ALIAS).is_ok());
@@ -847,7 +837,7 @@ mod tests {
             ("alias/c", ErrorKind::KmsAccessDenied),
         ] {
             let key = k.resolve(alias).unwrap();
-            assert_eq!(k.usable(key).unwrap_err().kind, kind, "{alias}");
+            assert_eq!(k.usable(key).unwrap_err().kind(), kind, "{alias}");
         }
     }
 
@@ -889,8 +879,8 @@ mod tests {
         not_base64.wrapped = "%%% not base64 %%%".into();
         for (incarnation, damaged) in [(8, short), (9, not_base64)] {
             let e = k.data_key(&stream(incarnation, vec![damaged]), 0).unwrap_err();
-            assert_eq!(e.kind, ErrorKind::InternalFailure, "{e}");
-            let message = e.message.unwrap_or_default();
+            assert_eq!(e.kind(), ErrorKind::InternalFailure, "{e}");
+            let message = e.message().unwrap_or_default().to_string();
             assert!(message.contains("damaged") && !message.contains("material"), "{message}");
         }
     }

@@ -1,6 +1,7 @@
 //! The Kinesis service: streams, shards, iterators and their rules, on top of the record log and
-//! the metadata store. It takes typed, already-validated requests and answers typed outputs or
-//! AWS-shaped errors; it knows nothing of HTTP or JSON.
+//! the metadata store. Its one entry point, [`Service::handle`], takes a typed
+//! [`Request`](kinesin_wire::request::Request) and answers a typed [`Response`] or an error; it
+//! knows nothing of HTTP, JSON or Prometheus text (`metrics::MetricsSnapshot` gives the figures).
 //!
 //! Concurrency: one mutex guards the stream table. Data-plane calls hold it only to look up a
 //! stream snapshot (`Arc<StreamMeta>`); appends and reads run outside it. Control-plane calls hold
@@ -13,6 +14,7 @@
 mod consumers;
 mod control;
 mod data;
+pub mod error;
 pub mod kms;
 pub mod limits;
 pub mod meta;
@@ -27,8 +29,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use kinesin_log::{Durability, LogConfig, LogId};
 use kinesin_storage::local::{LocalShardLog, RedbCatalog};
@@ -36,8 +36,9 @@ use kinesin_storage::memory::{MemoryCatalog, MemoryShardLog};
 use kinesin_storage::{AnyCatalog, AnyShardLog};
 use kinesin_wire::error::echo;
 use kinesin_wire::error::{ApiError, ErrorKind};
-use kinesin_wire::operation::Op;
+use kinesin_wire::ids::StreamArn;
 use kinesin_wire::ops::Output;
+use kinesin_wire::request::Request;
 use kinesin_wire::token::TokenKey;
 
 pub use consumers::SubscribeEvent;
@@ -46,6 +47,16 @@ use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatu
 pub use storage::StorageKind;
 use storage::{wait, Logs};
 pub use time::Clock;
+
+/// The service's answer to one request.
+#[derive(Debug)]
+pub enum Response {
+    /// Every operation but SubscribeToShard: its typed output.
+    Output(Output),
+    /// SubscribeToShard: the subscription's events, as they come (the caller sends
+    /// `initial-response` first, then one message per event).
+    Events(tokio::sync::mpsc::Receiver<SubscribeEvent>),
+}
 
 /// How long shard iterators and pagination tokens stay valid (AWS: 5 minutes).
 pub const TOKEN_LIFETIME_MS: i64 = 300_000;
@@ -287,20 +298,11 @@ impl Service {
         self.state.lock().streams.len()
     }
 
-    /// Runs one operation, named as on the wire, on a body that `kinesin_wire::model` has
-    /// checked. A name that is not an operation of the model is answered as not implemented.
-    pub async fn call(&self, op: &str, body: Value) -> Result<Output, ApiError> {
-        match Op::from_name(op) {
-            Some(op) => self.call_op(op, body).await,
-            None => {
-                self.tick_locked(self.state.lock(), false, true);
-                Err(not_yet(op))
-            }
-        }
-    }
-
-    /// Runs one operation on a body that `kinesin_wire::model` has checked.
-    pub async fn call_op(&self, op: Op, body: Value) -> Result<Output, ApiError> {
+    /// Runs one request: the service's one entry point. Control-plane requests commit metadata
+    /// synchronously (an fsync), so the caller runs them where blocking is allowed; data-plane
+    /// requests never block a runtime worker on the stream table.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, ApiError> {
+        let op = req.op();
         if op.is_data_plane() {
             // Data-plane calls never block a runtime worker on the stream table (a reshard may
             // hold it while it waits for their appends): transitions are left to the next tick.
@@ -311,80 +313,50 @@ impl Service {
             // Control-plane calls run where blocking is allowed (the server's block_in_place).
             self.tick_locked(self.state.lock(), false, true);
         }
-        self.admit_control(op, &body)?;
-        match op {
-            Op::CreateStream => self.create_stream(input(body)?),
-            Op::DeleteStream => self.delete_stream(input(body)?),
-            Op::DescribeStream => self.describe_stream(input(body)?),
-            Op::DescribeStreamSummary => self.describe_stream_summary(input(body)?),
-            Op::ListStreams => self.list_streams(input(body)?),
-            Op::ListShards => self.list_shards(input(body)?),
-            Op::IncreaseStreamRetentionPeriod => self.change_retention(input(body)?, true),
-            Op::DecreaseStreamRetentionPeriod => self.change_retention(input(body)?, false),
-            Op::AddTagsToStream => self.add_tags_to_stream(input(body)?),
-            Op::RemoveTagsFromStream => self.remove_tags_from_stream(input(body)?),
-            Op::ListTagsForStream => self.list_tags_for_stream(input(body)?),
-            Op::TagResource => self.tag_resource(input(body)?),
-            Op::UntagResource => self.untag_resource(input(body)?),
-            Op::ListTagsForResource => self.list_tags_for_resource(input(body)?),
-            Op::DescribeLimits => Ok(self.describe_limits()),
-            Op::DescribeAccountSettings => Ok(self.describe_account_settings()),
-            Op::UpdateAccountSettings => self.update_account_settings(input(body)?),
-            Op::UpdateMaxRecordSize => self.update_max_record_size(input(body)?),
-            Op::EnableEnhancedMonitoring => self.enhanced_monitoring(input(body)?, true),
-            Op::DisableEnhancedMonitoring => self.enhanced_monitoring(input(body)?, false),
-            Op::PutResourcePolicy => self.put_resource_policy(input(body)?),
-            Op::GetResourcePolicy => self.get_resource_policy(input(body)?),
-            Op::DeleteResourcePolicy => self.delete_resource_policy(input(body)?),
-            Op::PutRecord => self.put_record(input(body)?).await,
-            Op::PutRecords => self.put_records(input(body)?).await,
-            Op::GetShardIterator => self.get_shard_iterator(input(body)?).await,
-            Op::GetRecords => self.get_records(input(body)?).await,
-            Op::SplitShard => self.split_shard(input(body)?),
-            Op::MergeShards => self.merge_shards(input(body)?),
-            Op::UpdateShardCount => self.update_shard_count(input(body)?),
-            Op::UpdateStreamMode => self.update_stream_mode(input(body)?),
-            Op::UpdateStreamWarmThroughput => self.update_stream_warm_throughput(input(body)?),
-            Op::RegisterStreamConsumer => self.register_stream_consumer(input(body)?),
-            Op::DeregisterStreamConsumer => self.deregister_stream_consumer(input(body)?),
-            Op::DescribeStreamConsumer => self.describe_stream_consumer(input(body)?),
-            Op::ListStreamConsumers => self.list_stream_consumers(input(body)?),
-            Op::StartStreamEncryption => self.start_stream_encryption(input(body)?),
-            Op::StopStreamEncryption => self.stop_stream_encryption(input(body)?),
-            // SubscribeToShard has its own entry point (`subscribe_to_shard`): its answer is a
-            // stream of events.
-            Op::SubscribeToShard
-            | Op::UpdateStreamRecordDistributionStrategy
-            | Op::AcknowledgeDeadLetterQueueRecords
-            | Op::AcknowledgeQueueRecords
-            | Op::CreateChannel
-            | Op::CreateQueue
-            | Op::DeleteChannel
-            | Op::DeleteQueue
-            | Op::DescribeChannel
-            | Op::DescribeQueue
-            | Op::ListChannels
-            | Op::ListQueues
-            | Op::ReceiveDeadLetterQueueRecords
-            | Op::ReceiveQueueRecords
-            | Op::RestoreDeadLetterQueueRecords
-            | Op::UpdateChannel
-            | Op::UpdateDeadLetterQueueRecordsVisibility
-            | Op::UpdateQueue
-            | Op::UpdateQueueRecordsVisibility => Err(not_yet(op.name())),
-        }
-    }
-
-    /// PutRecords with an input already decoded and checked on the one-pass path
-    /// (`kinesin_wire::fast`); the same as `call("PutRecords", ...)` otherwise.
-    pub async fn put_records_decoded(
-        &self,
-        req: kinesin_wire::ops::PutRecordsInput,
-    ) -> Result<Output, ApiError> {
-        if let Some(st) = self.state.try_lock() {
-            self.tick_locked(st, false, false);
-        }
-        self.put_records(req).await
+        self.admit_control(&req)?;
+        let out = match req {
+            Request::CreateStream(r) => self.create_stream(r),
+            Request::DeleteStream(r) => self.delete_stream(r),
+            Request::DescribeStream(r) => self.describe_stream(r),
+            Request::DescribeStreamSummary(r) => self.describe_stream_summary(r),
+            Request::ListStreams(r) => self.list_streams(r),
+            Request::ListShards(r) => self.list_shards(r),
+            Request::IncreaseStreamRetentionPeriod(r) => self.change_retention(r, true),
+            Request::DecreaseStreamRetentionPeriod(r) => self.change_retention(r, false),
+            Request::AddTagsToStream(r) => self.add_tags_to_stream(r),
+            Request::RemoveTagsFromStream(r) => self.remove_tags_from_stream(r),
+            Request::ListTagsForStream(r) => self.list_tags_for_stream(r),
+            Request::TagResource(r) => self.tag_resource(r),
+            Request::UntagResource(r) => self.untag_resource(r),
+            Request::ListTagsForResource(r) => self.list_tags_for_resource(r),
+            Request::DescribeLimits => Ok(self.describe_limits()),
+            Request::DescribeAccountSettings => Ok(self.describe_account_settings()),
+            Request::UpdateAccountSettings(r) => self.update_account_settings(r),
+            Request::UpdateMaxRecordSize(r) => self.update_max_record_size(r),
+            Request::EnableEnhancedMonitoring(r) => self.enhanced_monitoring(r, true),
+            Request::DisableEnhancedMonitoring(r) => self.enhanced_monitoring(r, false),
+            Request::PutResourcePolicy(r) => self.put_resource_policy(r),
+            Request::GetResourcePolicy(r) => self.get_resource_policy(r),
+            Request::DeleteResourcePolicy(r) => self.delete_resource_policy(r),
+            Request::PutRecord(r) => self.put_record(r).await,
+            Request::PutRecords(r) => self.put_records(r).await,
+            Request::GetShardIterator(r) => self.get_shard_iterator(r).await,
+            Request::GetRecords(r) => self.get_records(r).await,
+            Request::SplitShard(r) => self.split_shard(r),
+            Request::MergeShards(r) => self.merge_shards(r),
+            Request::UpdateShardCount(r) => self.update_shard_count(r),
+            Request::UpdateStreamMode(r) => self.update_stream_mode(r),
+            Request::UpdateStreamWarmThroughput(r) => self.update_stream_warm_throughput(r),
+            Request::RegisterStreamConsumer(r) => self.register_stream_consumer(r),
+            Request::DeregisterStreamConsumer(r) => self.deregister_stream_consumer(r),
+            Request::DescribeStreamConsumer(r) => self.describe_stream_consumer(r),
+            Request::ListStreamConsumers(r) => self.list_stream_consumers(r),
+            Request::StartStreamEncryption(r) => self.start_stream_encryption(r),
+            Request::StopStreamEncryption(r) => self.stop_stream_encryption(r),
+            Request::SubscribeToShard(r) => return self.subscribe_to_shard(r).await.map(Response::Events),
+            Request::NotImplemented(op) => Err(not_yet(op.name())),
+        };
+        out.map(Response::Output)
     }
 
     /// Applies due status transitions, on-demand scaling and, now and then, retention. Cheap when
@@ -499,19 +471,20 @@ impl Service {
     /// `None` when the stream is not found or has none. Consumer ARNs have none. Yields instead
     /// of blocking a worker on the stream table (see `lock_state`).
     pub async fn resource_policy(&self, arn: &str) -> Option<String> {
-        let (account, region, name) = parse_stream_arn(arn)?;
-        if account != self.cfg.account_id || region != self.cfg.region {
+        let arn = StreamArn::parse(arn)?;
+        if arn.account() != self.cfg.account_id || arn.region() != self.cfg.region {
             return None;
         }
-        self.lock_state().await.streams.get(name)?.policy.clone()
+        self.lock_state().await.streams.get(arn.name())?.policy.clone()
     }
 
     /// The ARN of the consumer `consumer_name` of the stream `stream_arn` names, if registered.
     pub async fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
-        let (_, _, name) = parse_stream_arn(stream_arn)?;
+        let stream_arn = StreamArn::parse(stream_arn)?;
         let st = self.lock_state().await;
-        let c = st.streams.get(name)?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
-        Some(c.arn(stream_arn))
+        let c =
+            st.streams.get(stream_arn.name())?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
+        Some(c.arn(&stream_arn).to_string())
     }
 
     /// The ARN of the stream a shard iterator reads (also of a deleted one), for authorizing
@@ -523,11 +496,11 @@ impl Service {
             .by_incarnation
             .get(&it.stream_incarnation)
             .or_else(|| st.tombstones.get(&it.stream_incarnation))?;
-        Some(self.stream_arn(name))
+        Some(self.stream_arn(name).to_string())
     }
 
-    pub(crate) fn stream_arn(&self, name: &str) -> String {
-        format!("arn:aws:kinesis:{}:{}:stream/{}", self.cfg.region, self.cfg.account_id, name)
+    pub(crate) fn stream_arn(&self, name: &str) -> StreamArn {
+        StreamArn::new(&self.cfg.region, &self.cfg.account_id, name)
     }
 
     pub(crate) fn not_found(&self, name: &str) -> ApiError {
@@ -538,19 +511,18 @@ impl Service {
     }
 
     /// Which stream a request means: by StreamName, by StreamARN, or both when they agree.
-    pub(crate) fn resolve_name(&self, name: Option<&str>, arn: Option<&str>) -> Result<String, ApiError> {
+    pub(crate) fn resolve_name(
+        &self,
+        name: Option<&str>,
+        arn: Option<&StreamArn>,
+    ) -> Result<String, ApiError> {
         match (name, arn) {
             (None, None) => Err(ApiError::invalid_argument(
                 "Either StreamName or StreamARN must be provided to identify the stream.",
             )),
             (Some(n), None) => Ok(n.to_string()),
             (n, Some(a)) => {
-                let (account, region, from_arn) = parse_stream_arn(a).ok_or_else(|| {
-                    ApiError::invalid_argument(format!(
-                        "StreamARN {} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>.",
-                        echo(a)
-                    ))
-                })?;
+                let (account, region, from_arn) = (a.account(), a.region(), a.name());
                 if account != self.cfg.account_id || region != self.cfg.region {
                     return Err(ApiError::new(
                         ErrorKind::ResourceNotFound,
@@ -562,7 +534,7 @@ impl Service {
                         return Err(ApiError::invalid_argument(format!(
                             "StreamName {} and StreamARN {} refer to different streams; give one of them or make them agree.",
                             echo(n),
-                            echo(a)
+                            echo(a.as_str())
                         )));
                     }
                 }
@@ -572,7 +544,11 @@ impl Service {
     }
 
     /// The stream a request means, in any status.
-    pub(crate) fn find(&self, name: Option<&str>, arn: Option<&str>) -> Result<Arc<StreamMeta>, ApiError> {
+    pub(crate) fn find(
+        &self,
+        name: Option<&str>,
+        arn: Option<&StreamArn>,
+    ) -> Result<Arc<StreamMeta>, ApiError> {
         let name = self.resolve_name(name, arn)?;
         self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))
     }
@@ -582,7 +558,7 @@ impl Service {
     pub(crate) async fn find_usable_async(
         &self,
         name: Option<&str>,
-        arn: Option<&str>,
+        arn: Option<&StreamArn>,
     ) -> Result<Arc<StreamMeta>, ApiError> {
         let name = self.resolve_name(name, arn)?;
         let s = self.lock_state().await.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
@@ -604,29 +580,10 @@ impl Service {
     }
 }
 
-/// `arn:aws:kinesis:<region>:<account>:stream/<name>` → (account, region, name).
-pub(crate) fn parse_stream_arn(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (arn_word, partition, service, region, account, resource) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if arn_word != "arn" || !partition.starts_with("aws") || service != "kinesis" {
-        return None;
-    }
-    let name = resource.strip_prefix("stream/")?;
-    if name.is_empty() || name.contains('/') {
-        return None;
-    }
-    Some((account, region, name))
-}
-
 pub(crate) fn meta_failure(e: &meta::MetaError) -> ApiError {
     // The detail (the store's path, what failed) is for the server log, not the client.
     tracing::error!(error = %e, "metadata commit failed");
     ApiError::internal("The server could not record the change durably. Nothing was changed; retry.")
-}
-
-fn input<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::new(ErrorKind::Serialization, e.to_string()))
 }
 
 fn not_yet(op: &str) -> ApiError {

@@ -279,8 +279,8 @@ pub struct ConsumerMeta {
 
 impl ConsumerMeta {
     /// `<stream ARN>/consumer/<name>:<creation epoch seconds>`, as AWS writes it.
-    pub fn arn(&self, stream_arn: &str) -> String {
-        format!("{stream_arn}/consumer/{}:{}", self.name, self.created_ms.div_euclid(1000))
+    pub fn arn(&self, stream_arn: &kinesin_wire::ids::StreamArn) -> kinesin_wire::ids::ConsumerArn {
+        kinesin_wire::ids::ConsumerArn::new(stream_arn, &self.name, self.created_ms.div_euclid(1000) * 1000)
     }
 }
 

@@ -1,8 +1,6 @@
-//! Kinesis's CloudWatch metrics, and the engine's own, rendered as Prometheus text (format
-//! 0.0.4) for `GET /metrics`. Every metric and label is documented in `docs/metrics.md`; the
-//! names follow one rule the web console depends on: `kinesis_` + the CloudWatch name in
-//! snake_case (dots as underscores), counters ending in `_total`, latencies as histograms in
-//! milliseconds.
+//! Kinesis's CloudWatch metrics, and the engine's own, as typed figures
+//! ([`MetricsSnapshot`]); the server renders them as Prometheus text for `GET /metrics`
+//! (documented in `docs/metrics.md`).
 //!
 //! Cost on the hot path: the counters live in each stream's (and shard's) in-memory state,
 //! reached through the `Arc<StreamMeta>` snapshot the call already holds, so recording is a few
@@ -10,11 +8,11 @@
 //! every version of its snapshot (clones keep the `Arc`), start at zero when the stream is
 //! created or the server starts, and disappear with the stream.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kinesin_log::{HistogramSnapshot, LatencyHistogram, LATENCY_BUCKETS_MS};
+use kinesin_log::LatencyHistogram;
+use kinesin_wire::ids::ShardId;
 
 use crate::meta::StreamMeta;
 use crate::Service;
@@ -98,195 +96,71 @@ pub struct ShardMetrics {
 pub type StreamMetricsRef = Arc<StreamMetrics>;
 pub type ShardMetricsRef = Arc<ShardMetrics>;
 
-enum Value<T> {
-    Counter(fn(&T) -> &Counter),
-    Gauge(fn(&T) -> &Gauge),
-    Histogram(fn(&T) -> &LatencyHistogram),
+/// The figures `GET /metrics` shows, read at one moment. The service keeps the counters; the
+/// server renders them as Prometheus text (`kinesin_server::metrics_text`).
+#[derive(Debug)]
+pub struct MetricsSnapshot {
+    /// Every stream (in any status), in name order.
+    pub streams: Vec<StreamFigures>,
+    /// Live SubscribeToShard subscriptions that have sent an event, sorted by stream, consumer
+    /// and shard.
+    pub subscriptions: Vec<SubscriptionFigures>,
+    /// The record log's counters since it was opened.
+    pub log: kinesin_log::LogStats,
+    /// The log writer's sync latencies.
+    pub fsync_latency: kinesin_log::HistogramSnapshot,
+    /// How long the last start took to open the metadata and recover the shard logs.
+    pub recovery: std::time::Duration,
 }
 
-/// One metric family: its Prometheus name, the CloudWatch metric it mirrors, and its help text.
-struct Family<T: 'static> {
-    name: &'static str,
-    cloudwatch: &'static str,
-    help: &'static str,
-    value: Value<T>,
+/// One stream's figures: its own counters, and its shards' for enhanced monitoring.
+#[derive(Debug)]
+pub struct StreamFigures {
+    pub name: String,
+    pub metrics: StreamMetricsRef,
+    /// The shard-level metrics EnableEnhancedMonitoring turned on (CloudWatch names, or `ALL`).
+    pub shard_level_metrics: std::collections::BTreeSet<String>,
+    /// Every shard the stream still lists, open or closed.
+    pub shards: Vec<(ShardId, ShardMetricsRef)>,
+    pub open_shards: u64,
 }
 
-/// Stream-level families, in output order.
-static STREAM_FAMILIES: &[Family<StreamMetrics>] = &[
-    Family { name: "kinesis_incoming_bytes_total", cloudwatch: "IncomingBytes", help: "Bytes (data + partition keys) successfully put to the stream by PutRecord and PutRecords.", value: Value::Counter(|m| &m.incoming_bytes) },
-    Family { name: "kinesis_incoming_records_total", cloudwatch: "IncomingRecords", help: "Records successfully put to the stream by PutRecord and PutRecords.", value: Value::Counter(|m| &m.incoming_records) },
-    Family { name: "kinesis_put_record_bytes_total", cloudwatch: "PutRecord.Bytes", help: "Bytes (data + partition key) put by successful PutRecord calls.", value: Value::Counter(|m| &m.put_record_bytes) },
-    Family { name: "kinesis_put_record_latency_milliseconds", cloudwatch: "PutRecord.Latency", help: "Time taken by PutRecord calls (successful or throttled), in milliseconds.", value: Value::Histogram(|m| &m.put_record_latency) },
-    Family { name: "kinesis_put_record_success_total", cloudwatch: "PutRecord.Success", help: "Successful PutRecord calls.", value: Value::Counter(|m| &m.put_record_success) },
-    Family { name: "kinesis_put_records_bytes_total", cloudwatch: "PutRecords.Bytes", help: "Bytes (data + partition keys) of the records PutRecords stored.", value: Value::Counter(|m| &m.put_records_bytes) },
-    Family { name: "kinesis_put_records_latency_milliseconds", cloudwatch: "PutRecords.Latency", help: "Time taken by PutRecords calls, in milliseconds.", value: Value::Histogram(|m| &m.put_records_latency) },
-    Family { name: "kinesis_put_records_records_total", cloudwatch: "PutRecords.Records", help: "Records PutRecords stored.", value: Value::Counter(|m| &m.put_records_records) },
-    Family { name: "kinesis_put_records_success_total", cloudwatch: "PutRecords.Success", help: "PutRecords calls in which at least one record was stored.", value: Value::Counter(|m| &m.put_records_success) },
-    Family { name: "kinesis_put_records_failed_records_total", cloudwatch: "PutRecords.FailedRecords", help: "Records PutRecords rejected for an internal failure.", value: Value::Counter(|m| &m.put_records_failed_records) },
-    Family { name: "kinesis_put_records_throttled_records_total", cloudwatch: "PutRecords.ThrottledRecords", help: "Records PutRecords rejected for throughput (ProvisionedThroughputExceededException).", value: Value::Counter(|m| &m.put_records_throttled_records) },
-    Family { name: "kinesis_get_records_bytes_total", cloudwatch: "GetRecords.Bytes", help: "Bytes (data + partition keys) returned by GetRecords.", value: Value::Counter(|m| &m.get_records_bytes) },
-    Family { name: "kinesis_get_records_iterator_age_milliseconds", cloudwatch: "GetRecords.IteratorAgeMilliseconds", help: "Age of the last record of the latest GetRecords call (0 when it returned none), in milliseconds.", value: Value::Gauge(|m| &m.get_records_iterator_age_ms) },
-    Family { name: "kinesis_get_records_latency_milliseconds", cloudwatch: "GetRecords.Latency", help: "Time taken by successful GetRecords calls, in milliseconds.", value: Value::Histogram(|m| &m.get_records_latency) },
-    Family { name: "kinesis_get_records_records_total", cloudwatch: "GetRecords.Records", help: "Records returned by GetRecords.", value: Value::Counter(|m| &m.get_records_records) },
-    Family { name: "kinesis_get_records_success_total", cloudwatch: "GetRecords.Success", help: "Successful GetRecords calls.", value: Value::Counter(|m| &m.get_records_success) },
-    Family { name: "kinesis_read_provisioned_throughput_exceeded_total", cloudwatch: "ReadProvisionedThroughputExceeded", help: "GetRecords calls throttled (ProvisionedThroughputExceededException).", value: Value::Counter(|m| &m.read_throttled) },
-    Family { name: "kinesis_write_provisioned_throughput_exceeded_total", cloudwatch: "WriteProvisionedThroughputExceeded", help: "Records rejected for write throughput (PutRecord calls and PutRecords records).", value: Value::Counter(|m| &m.write_throttled) },
-    Family { name: "kinesis_subscribe_to_shard_rate_exceeded_total", cloudwatch: "SubscribeToShard.RateExceeded", help: "SubscribeToShard calls refused because the consumer already had a subscription to the shard started less than 5 s before, or over the shard's call rate.", value: Value::Counter(|m| &m.subscribe_rate_exceeded) },
-    Family { name: "kinesis_subscribe_to_shard_event_bytes_total", cloudwatch: "SubscribeToShardEvent.Bytes", help: "Bytes (data + partition keys) sent in SubscribeToShard events.", value: Value::Counter(|m| &m.subscribe_event_bytes) },
-    Family { name: "kinesis_subscribe_to_shard_event_millis_behind_latest", cloudwatch: "SubscribeToShardEvent.MillisBehindLatest", help: "MillisBehindLatest of the latest SubscribeToShard event sent.", value: Value::Gauge(|m| &m.subscribe_event_millis_behind) },
-    Family { name: "kinesis_subscribe_to_shard_event_records_total", cloudwatch: "SubscribeToShardEvent.Records", help: "Records sent in SubscribeToShard events.", value: Value::Counter(|m| &m.subscribe_event_records) },
-    Family { name: "kinesis_subscribe_to_shard_event_success_total", cloudwatch: "SubscribeToShardEvent.Success", help: "SubscribeToShard events sent.", value: Value::Counter(|m| &m.subscribe_event_success) },
-];
-
-/// Shard-level families (the ShardLevelMetrics of EnableEnhancedMonitoring). Those named like a
-/// stream-level family are rendered inside it, as series with a `shard_id` label.
-static SHARD_FAMILIES: &[Family<ShardMetrics>] = &[
-    Family { name: "kinesis_incoming_bytes_total", cloudwatch: "IncomingBytes", help: "", value: Value::Counter(|m| &m.incoming_bytes) },
-    Family { name: "kinesis_incoming_records_total", cloudwatch: "IncomingRecords", help: "", value: Value::Counter(|m| &m.incoming_records) },
-    Family { name: "kinesis_read_provisioned_throughput_exceeded_total", cloudwatch: "ReadProvisionedThroughputExceeded", help: "", value: Value::Counter(|m| &m.read_throttled) },
-    Family { name: "kinesis_write_provisioned_throughput_exceeded_total", cloudwatch: "WriteProvisionedThroughputExceeded", help: "", value: Value::Counter(|m| &m.write_throttled) },
-    Family { name: "kinesis_outgoing_bytes_total", cloudwatch: "OutgoingBytes", help: "Shard level: bytes (data + partition keys) read from the shard by GetRecords and SubscribeToShard.", value: Value::Counter(|m| &m.outgoing_bytes) },
-    Family { name: "kinesis_outgoing_records_total", cloudwatch: "OutgoingRecords", help: "Shard level: records read from the shard by GetRecords and SubscribeToShard.", value: Value::Counter(|m| &m.outgoing_records) },
-    Family { name: "kinesis_iterator_age_milliseconds", cloudwatch: "IteratorAgeMilliseconds", help: "Shard level: age of the last record of the latest GetRecords call on the shard (0 when it returned none), in milliseconds.", value: Value::Gauge(|m| &m.iterator_age_ms) },
-];
-
-/// Escapes a label value (backslash, double quote, newline).
-pub(crate) fn escape(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\\', '"', '\n']) {
-        return v.into();
-    }
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Writes one histogram's `_bucket`, `_sum` and `_count` lines.
-pub fn write_histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
-    let sep = if labels.is_empty() { "" } else { "," };
-    for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(h.cumulative) {
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", h.count);
-    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-    let _ = writeln!(out, "{name}_sum{braces} {}", h.sum_ms);
-    let _ = writeln!(out, "{name}_count{braces} {}", h.count);
-}
-
-fn write_value<T>(out: &mut String, name: &str, labels: &str, value: &Value<T>, m: &T) {
-    match value {
-        Value::Counter(f) => {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", f(m).get());
-        }
-        Value::Gauge(f) => {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", f(m).get());
-        }
-        Value::Histogram(f) => write_histogram(out, name, labels, &f(m).snapshot()),
+impl StreamFigures {
+    /// Whether enhanced monitoring includes `metric` (a CloudWatch shard-level name).
+    pub fn shard_level_on(&self, metric: &str) -> bool {
+        self.shard_level_metrics.contains(metric) || self.shard_level_metrics.contains("ALL")
     }
 }
 
-fn kind<T>(value: &Value<T>) -> &'static str {
-    match value {
-        Value::Counter(_) => "counter",
-        Value::Gauge(_) => "gauge",
-        Value::Histogram(_) => "histogram",
-    }
-}
-
-/// Whether the stream's enhanced monitoring includes `metric` (a CloudWatch shard-level name).
-fn shard_level_on(s: &StreamMeta, metric: &str) -> bool {
-    s.shard_level_metrics.contains(metric) || s.shard_level_metrics.contains("ALL")
-}
-
-fn shard_series(out: &mut String, s: &StreamMeta, fam: &Family<ShardMetrics>) {
-    if !shard_level_on(s, fam.cloudwatch) {
-        return;
-    }
-    let stream = escape(&s.name);
-    for sh in &s.shards {
-        let labels = format!("stream_name=\"{stream}\",shard_id=\"{}\"", sh.id());
-        write_value(out, fam.name, &labels, &fam.value, &sh.metrics);
-    }
+/// One live enhanced fan-out subscription.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SubscriptionFigures {
+    pub stream: String,
+    pub consumer: String,
+    pub shard: ShardId,
+    /// MillisBehindLatest of the latest event sent.
+    pub millis_behind_latest: i64,
 }
 
 impl Service {
-    /// Appends the Kinesis and engine metrics, in Prometheus text format, to `out`.
-    pub fn render_metrics(&self, out: &mut String) {
+    /// The Kinesis and engine figures, for `/metrics`.
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
         let streams: Vec<Arc<StreamMeta>> = self.state.lock().streams.values().cloned().collect();
-        for fam in STREAM_FAMILIES {
-            header(out, fam.name, kind(&fam.value), &format!("CloudWatch {}: {}", fam.cloudwatch, fam.help));
-            let shard_fam = SHARD_FAMILIES.iter().find(|f| f.name == fam.name);
-            for s in &streams {
-                let labels = format!("stream_name=\"{}\"", escape(&s.name));
-                write_value(out, fam.name, &labels, &fam.value, &s.metrics);
-                if let Some(sf) = shard_fam {
-                    shard_series(out, s, sf);
-                }
-            }
-        }
-        for fam in SHARD_FAMILIES.iter().filter(|f| !STREAM_FAMILIES.iter().any(|g| g.name == f.name)) {
-            header(out, fam.name, kind(&fam.value), &format!("CloudWatch {}: {}", fam.cloudwatch, fam.help));
-            for s in &streams {
-                shard_series(out, s, fam);
-            }
-        }
-        self.render_subscription_metrics(out);
-
-        let stats = self.log.stats();
-        header(out, "kinesin_fsync_latency_milliseconds", "histogram", "Time of each sync the log writer made (fdatasync of a segment, fsync of a directory, or one syncfs for a group-commit round touching many files), in milliseconds.");
-        write_histogram(out, "kinesin_fsync_latency_milliseconds", "", &self.log.sync_latency());
-        let counters: [(&str, &str, u64); 4] = [
-            (
-                "kinesin_segment_bytes_written_total",
-                "Bytes written to shard log segment files (batch headers included).",
-                stats.bytes_written,
-            ),
-            (
-                "kinesin_log_appends_total",
-                "Appends (one per shard per PutRecord/PutRecords call) made durable by the log.",
-                stats.appends_ok,
-            ),
-            (
-                "kinesin_log_append_failures_total",
-                "Appends the log failed (I/O errors).",
-                stats.appends_failed,
-            ),
-            (
-                "kinesin_group_commit_rounds_total",
-                "Group-commit rounds that synced something.",
-                stats.sync_rounds,
-            ),
-        ];
-        for (name, help, v) in counters {
-            header(out, name, "counter", help);
-            let _ = writeln!(out, "{name} {v}");
-        }
-        let open_shards: u64 = streams.iter().map(|s| s.open_shard_count()).sum();
-        let gauges: [(&str, &str, f64); 5] = [
-            (
-                "kinesin_open_segment_files",
-                "Segment files held open now by the log's handle cache.",
-                stats.open_files as f64,
-            ),
-            (
-                "kinesin_log_tail_bytes",
-                "Bytes of recent records held in memory for reads near the tip.",
-                stats.tail_bytes as f64,
-            ),
-            (
-                "kinesin_recovery_seconds",
-                "Time the last start took to open the metadata and recover the shard logs, in seconds.",
-                self.recovery_time.as_secs_f64(),
-            ),
-            ("kinesin_streams", "Streams (in any status).", streams.len() as f64),
-            ("kinesin_open_shards", "Open shards of all streams.", open_shards as f64),
-        ];
-        for (name, help, v) in gauges {
-            header(out, name, "gauge", help);
-            let _ = writeln!(out, "{name} {v}");
+        MetricsSnapshot {
+            streams: streams
+                .iter()
+                .map(|s| StreamFigures {
+                    name: s.name.clone(),
+                    metrics: s.metrics.clone(),
+                    shard_level_metrics: s.shard_level_metrics.clone(),
+                    shards: s.shards.iter().map(|sh| (sh.id(), sh.metrics.clone())).collect(),
+                    open_shards: s.open_shard_count(),
+                })
+                .collect(),
+            subscriptions: self.subscription_figures(),
+            log: self.log.stats(),
+            fsync_latency: self.log.sync_latency(),
+            recovery: self.recovery_time,
         }
     }
 
@@ -309,52 +183,5 @@ impl Service {
                 "throughput exceeded (ProvisionedThroughputExceededException answered)"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_rule() {
-        fn snake(cw: &str) -> String {
-            let mut out = String::new();
-            for (i, c) in cw.chars().enumerate() {
-                if c == '.' {
-                    out.push('_');
-                } else if c.is_ascii_uppercase() {
-                    if i > 0 && !out.ends_with('_') {
-                        out.push('_');
-                    }
-                    out.push(c.to_ascii_lowercase());
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-        let check = |name: &str, cw: &str, kind: &str| {
-            let base = format!("kinesis_{}", snake(cw));
-            let want = match kind {
-                "counter" => format!("{base}_total"),
-                "histogram" => format!("{base}_milliseconds"),
-                _ => base,
-            };
-            assert_eq!(name, want, "{cw}");
-        };
-        for f in STREAM_FAMILIES {
-            check(f.name, f.cloudwatch, kind(&f.value));
-        }
-        for f in SHARD_FAMILIES {
-            check(f.name, f.cloudwatch, kind(&f.value));
-        }
-        assert_eq!(snake("PutRecords.FailedRecords"), "put_records_failed_records");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(escape("orders"), "orders");
     }
 }

@@ -1,17 +1,18 @@
 //! SplitShard, MergeShards, UpdateShardCount, UpdateStreamMode, control-plane call rates and
 //! on-demand scaling. The shard changes themselves are in `reshard`.
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, ShardId};
-use kinesin_wire::ops::{Output, UpdateStreamWarmThroughputInput, WarmThroughputOut};
+use kinesin_wire::ops::{
+    MergeShardsInput, Output, SplitShardInput, UpdateShardCountInput, UpdateStreamModeInput,
+    UpdateStreamWarmThroughputInput, WarmThroughputOut,
+};
+use kinesin_wire::request::Request;
 
 use crate::control::{open_shard_count, ON_DEMAND_INITIAL_SHARDS};
 use crate::meta::{PendingStep, StreamMeta, StreamMode, StreamStatus};
 use crate::reshard::{self, Op, OpError, STREAM_SHARDS_MAX};
-use crate::{parse_stream_arn, Service, State};
+use crate::{Service, State};
 
 /// How often on-demand scaling measures the shards' write demand.
 pub const AUTOSCALE_WINDOW_MS: i64 = 1000;
@@ -19,69 +20,17 @@ pub const AUTOSCALE_WINDOW_MS: i64 = 1000;
 pub const MODE_SWITCHES_PER_DAY: usize = 2;
 const DAY_MS: i64 = 24 * 3_600_000;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct SplitShardInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    shard_to_split: String,
-    new_starting_hash_key: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct MergeShardsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    shard_to_merge: String,
-    adjacent_shard_to_merge: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct UpdateShardCountInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    target_shard_count: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamModeDetailsIn {
-    stream_mode: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct UpdateStreamModeInput {
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-    stream_mode_details: StreamModeDetailsIn,
-    warm_throughput_mi_bps: Option<i64>,
-}
-
 /// Largest warm throughput one stream can ask for (AWS: 10 GiB/s in the large regions).
 pub const WARM_THROUGHPUT_MIBPS_MAX: i64 = 10_240;
 
 impl Service {
     /// Control-plane call rates per account (reference §3.8).
-    pub(crate) fn admit_control(
-        &self,
-        op: kinesin_wire::operation::Op,
-        body: &Value,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn admit_control(&self, req: &Request) -> Result<(), ApiError> {
+        let op = req.op();
         if self.limiter.admit_control(op, self.clock.now_ms()) {
             return Ok(());
         }
-        let stream = body.get("StreamName").and_then(Value::as_str).map(str::to_string).or_else(|| {
-            body.get("StreamARN")
-                .and_then(Value::as_str)
-                .and_then(parse_stream_arn)
-                .map(|(_, _, n)| n.to_string())
-        });
+        let stream = req.stream_name();
         Err(ApiError::new(
             ErrorKind::LimitExceeded,
             match stream {
@@ -143,7 +92,7 @@ impl Service {
     }
 
     pub(crate) fn split_shard(&self, req: SplitShardInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let Some(id) = ShardId::parse_lenient(&req.shard_to_split) else {
             return Err(self.shard_missing(&name, &req.shard_to_split));
         };
@@ -204,7 +153,7 @@ impl Service {
     }
 
     pub(crate) fn merge_shards(&self, req: MergeShardsInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut ids = [ShardId(0); 2];
         for (slot, text) in ids.iter_mut().zip([&req.shard_to_merge, &req.adjacent_shard_to_merge]) {
             *slot = ShardId::parse_lenient(text).ok_or_else(|| self.shard_missing(&name, text))?;
@@ -253,7 +202,7 @@ impl Service {
     }
 
     pub(crate) fn update_shard_count(&self, req: UpdateShardCountInput) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.reshard_target(&st, &name)?;
@@ -307,7 +256,7 @@ impl Service {
             stream_name: name.clone(),
             current_shard_count: current,
             target_shard_count: target,
-            stream_arn: self.stream_arn(&name),
+            stream_arn: self.stream_arn(&name).to_string(),
         };
         if target == current {
             return Ok(answer);
@@ -394,7 +343,7 @@ impl Service {
         &self,
         req: UpdateStreamWarmThroughputInput,
     ) -> Result<Output, ApiError> {
-        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_deref())?;
+        let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
@@ -438,7 +387,7 @@ impl Service {
             self.save(&mut st, next)?
         };
         Ok(Output::UpdateStreamWarmThroughput {
-            stream_arn: self.stream_arn(&name),
+            stream_arn: self.stream_arn(&name).to_string(),
             stream_name: name,
             warm_throughput: self.warm_throughput_out(&published),
         })

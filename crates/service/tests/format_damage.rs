@@ -42,8 +42,8 @@ fn config(dir: &Path) -> ServiceConfig {
     cfg
 }
 
-fn open(dir: &Path) -> Result<Service, String> {
-    Service::open(config(dir), Clock::manual(T0 + 60_000)).map_err(|e| e.to_string())
+fn open(dir: &Path) -> Result<std::sync::Arc<Service>, String> {
+    Service::open(config(dir), Clock::manual(T0 + 60_000)).map(std::sync::Arc::new).map_err(|e| e.to_string())
 }
 
 /// A copy of the fixture with `damage` applied to its metadata store; the error of the start.
@@ -299,15 +299,19 @@ fn a_segment_of_a_newer_format_version_is_refused_naming_it() {
     assert!(e.contains("upgrade kinesin"), "{e}");
 }
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &std::sync::Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let op = kinesin_wire::operation::Op::from_name(op).expect("an operation of the model");
+    let request = kinesin_wire::request::Request::from_value(op, body)?;
+    let kinesin_service::Response::Output(out) = svc.handle(request).await? else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }
 
 /// Reads `shard` from its start until an error; the error (there must be one).
-async fn read_error(svc: &Service, shard: &str) -> ApiError {
+async fn read_error(svc: &std::sync::Arc<Service>, shard: &str) -> ApiError {
     let it = call(
         svc,
         "GetShardIterator",
@@ -353,7 +357,7 @@ async fn clients_never_see_a_server_path_when_stored_records_fail() {
         assert!(at < bytes.len(), "the fixture has no encrypted batch in shard 0");
     }
     std::fs::write(&seg, bytes).unwrap();
-    let svc = Service::open(config(dir.path()), Clock::manual(T0 + 60_000)).unwrap();
+    let svc = std::sync::Arc::new(Service::open(config(dir.path()), Clock::manual(T0 + 60_000)).unwrap());
     // Shard 2's segment disappears under the running server.
     std::fs::remove_file(segment(dir.path(), 3)).unwrap();
     let _ = std::fs::remove_file(segment(dir.path(), 3).with_extension("idx"));

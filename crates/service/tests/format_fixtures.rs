@@ -35,15 +35,19 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/format")
 }
 
-fn open(dir: &Path, clock: &Clock) -> Service {
+fn open(dir: &Path, clock: &Clock) -> std::sync::Arc<Service> {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
     cfg.limits.enabled = false;
-    Service::open(cfg, clock.clone()).expect("the fixture data dir opens")
+    std::sync::Arc::new(Service::open(cfg, clock.clone()).expect("the fixture data dir opens"))
 }
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &std::sync::Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let op = kinesin_wire::operation::Op::from_name(op).expect("an operation of the model");
+    let request = kinesin_wire::request::Request::from_value(op, body)?;
+    let kinesin_service::Response::Output(out) = svc.handle(request).await? else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }

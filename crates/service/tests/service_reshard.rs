@@ -6,27 +6,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
 
+use std::sync::Arc;
+
 use base64::Engine;
 use serde_json::{json, Value};
 
-use kinesin_service::{Clock, Service, ServiceConfig};
+use kinesin_service::{Clock, Response, Service, ServiceConfig};
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 
 const T0: i64 = 1_790_000_000_000;
 
-fn open(dir: &std::path::Path, clock: &Clock, limits: bool) -> Service {
+fn open(dir: &std::path::Path, clock: &Clock, limits: bool) -> Arc<Service> {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
     cfg.create_stream_ms = 0;
     cfg.delete_stream_ms = 0;
     cfg.update_stream_ms = 0;
     cfg.limits.enabled = limits;
-    Service::open(cfg, clock.clone()).expect("open")
+    Arc::new(Service::open(cfg, clock.clone()).expect("open"))
 }
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let request = Request::from_value(Op::from_name(op).expect("an operation"), body)?;
+    let Response::Output(out) = svc.handle(request).await? else { panic!("{op} answered an event stream") };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }
@@ -35,16 +40,16 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-async fn put(svc: &Service, pk: &str, data: &str) -> Value {
+async fn put(svc: &Arc<Service>, pk: &str, data: &str) -> Value {
     call(svc, "PutRecord", json!({"StreamName": "s", "PartitionKey": pk, "Data": b64(data)})).await.unwrap()
 }
 
-async fn shards(svc: &Service) -> Vec<Value> {
+async fn shards(svc: &Arc<Service>) -> Vec<Value> {
     call(svc, "ListShards", json!({"StreamName": "s"})).await.unwrap()["Shards"].as_array().unwrap().clone()
 }
 
 /// Reads one shard to its end; returns the data and the child shard ids.
-async fn drain(svc: &Service, shard: &str) -> (Vec<String>, Vec<String>) {
+async fn drain(svc: &Arc<Service>, shard: &str) -> (Vec<String>, Vec<String>) {
     let it = call(
         svc,
         "GetShardIterator",
@@ -277,7 +282,7 @@ async fn a_reshard_takes_effect_when_updating_ends_also_across_a_restart() {
         cfg.create_stream_ms = 0;
         cfg.update_stream_ms = 1000;
         cfg.limits.enabled = false;
-        Service::open(cfg, clock.clone()).expect("open")
+        Arc::new(Service::open(cfg, clock.clone()).expect("open"))
     };
     let svc = reopen(&clock);
     call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await.unwrap();

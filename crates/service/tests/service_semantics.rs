@@ -4,38 +4,43 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
-use kinesin_service::{Clock, Service, ServiceConfig};
+use kinesin_service::{Clock, Response, Service, ServiceConfig};
 use kinesin_wire::error::{ApiError, ErrorKind};
 use kinesin_wire::ids::{HashKey, SequenceNumber};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 
 const T0: i64 = 1_790_000_000_000;
 
-fn open(dir: &std::path::Path, clock: &Clock) -> Service {
+fn open(dir: &std::path::Path, clock: &Clock) -> Arc<Service> {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
     // The manual clock stands still: rate limits (service_reshard.rs) would throttle these calls.
     cfg.limits.enabled = false;
     cfg.create_stream_ms = 0;
     cfg.delete_stream_ms = 0;
-    Service::open(cfg, clock.clone()).expect("open")
+    Arc::new(Service::open(cfg, clock.clone()).expect("open"))
 }
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let request = Request::from_value(Op::from_name(op).expect("an operation"), body)?;
+    let Response::Output(out) = svc.handle(request).await? else { panic!("{op} answered an event stream") };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }
 
-async fn put(svc: &Service, stream: &str, pk: &str, data: &str) -> Value {
+async fn put(svc: &Arc<Service>, stream: &str, pk: &str, data: &str) -> Value {
     use base64::Engine;
     let data = base64::engine::general_purpose::STANDARD.encode(data);
     call(svc, "PutRecord", json!({"StreamName": stream, "PartitionKey": pk, "Data": data})).await.unwrap()
 }
 
-async fn iterator(svc: &Service, stream: &str, shard: &str, kind: &str) -> String {
+async fn iterator(svc: &Arc<Service>, stream: &str, shard: &str, kind: &str) -> String {
     let v = call(
         svc,
         "GetShardIterator",
@@ -136,7 +141,7 @@ async fn creating_turns_active_after_the_configured_time() {
     let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
     cfg.limits.enabled = false;
     cfg.create_stream_ms = 500;
-    let svc = Service::open(cfg, clock.clone()).unwrap();
+    let svc = Arc::new(Service::open(cfg, clock.clone()).unwrap());
     call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 2})).await.unwrap();
     let v = call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap();
     assert_eq!(v["StreamDescriptionSummary"]["StreamStatus"], "CREATING");

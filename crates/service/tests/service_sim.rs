@@ -44,20 +44,24 @@ const HASH_MAX: u128 = u128::MAX;
 
 /// The one way into the service: an operation by name with its JSON input, as a client sends
 /// it, and the JSON output. (When the service's entry point changes, only this changes.)
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &std::sync::Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let op = kinesin_wire::operation::Op::from_name(op).expect("an operation of the model");
+    let request = kinesin_wire::request::Request::from_value(op, body)?;
+    let kinesin_service::Response::Output(out) = svc.handle(request).await? else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap_or_else(|e| panic!("{op}: output does not encode: {e:?}"));
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("output JSON") })
 }
 
-fn open(dir: &std::path::Path, clock: &Clock) -> Service {
+fn open(dir: &std::path::Path, clock: &Clock) -> std::sync::Arc<Service> {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
     cfg.create_stream_ms = 0;
     cfg.delete_stream_ms = 0;
     cfg.update_stream_ms = 0;
     cfg.limits.enabled = false;
-    Service::open(cfg, clock.clone()).expect("open the service")
+    std::sync::Arc::new(Service::open(cfg, clock.clone()).expect("open the service"))
 }
 
 fn b64(data: &str) -> String {
@@ -114,7 +118,7 @@ struct Sim {
     rng: StdRng,
     clock: Clock,
     dir: tempfile::TempDir,
-    svc: Option<Service>,
+    svc: Option<std::sync::Arc<Service>>,
     /// Data → where its put said it is.
     acked: BTreeMap<String, Acked>,
     /// Puts made so far (names the data).
@@ -145,7 +149,7 @@ impl Sim {
         }
     }
 
-    fn svc(&self) -> &Service {
+    fn svc(&self) -> &std::sync::Arc<Service> {
         self.svc.as_ref().expect("service open")
     }
 

@@ -7,28 +7,32 @@ use kinesin_service::{Clock, Service, ServiceConfig, StorageKind};
 use kinesin_wire::error::ApiError;
 use kinesin_wire::model::model;
 
-fn open(dir: &std::path::Path, storage: StorageKind) -> Service {
+fn open(dir: &std::path::Path, storage: StorageKind) -> std::sync::Arc<Service> {
     let mut cfg = ServiceConfig::new(dir.to_path_buf());
     cfg.limits.enabled = false;
     cfg.storage = storage;
-    Service::open(cfg, Clock::system()).expect("open")
+    std::sync::Arc::new(Service::open(cfg, Clock::system()).expect("open"))
 }
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Result<Value, ApiError> {
+async fn call(svc: &std::sync::Arc<Service>, op: &str, mut body: Value) -> Result<Value, ApiError> {
     model().check_input(op, &mut body)?;
-    let out = svc.call(op, body).await?;
+    let op = kinesin_wire::operation::Op::from_name(op).expect("an operation of the model");
+    let request = kinesin_wire::request::Request::from_value(op, body)?;
+    let kinesin_service::Response::Output(out) = svc.handle(request).await? else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap();
     Ok(if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
 }
 
-async fn put(svc: &Service, data: &str) {
+async fn put(svc: &std::sync::Arc<Service>, data: &str) {
     use base64::Engine;
     let data = base64::engine::general_purpose::STANDARD.encode(data);
     call(svc, "PutRecord", json!({"StreamName": "s", "PartitionKey": data, "Data": data})).await.unwrap();
 }
 
 /// Every record of every shard: (shard, data, EncryptionType), and the shards' ends.
-async fn read_all(svc: &Service) -> Vec<Value> {
+async fn read_all(svc: &std::sync::Arc<Service>) -> Vec<Value> {
     let shards = call(svc, "ListShards", json!({"StreamName": "s"})).await.unwrap();
     let mut out = Vec::new();
     for shard in shards["Shards"].as_array().unwrap() {
@@ -50,7 +54,7 @@ async fn read_all(svc: &Service) -> Vec<Value> {
 }
 
 /// Puts, encryption, a split (which seals the parent), reads: what a client sees.
-async fn scenario(svc: &Service) -> Vec<Value> {
+async fn scenario(svc: &std::sync::Arc<Service>) -> Vec<Value> {
     call(svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 2})).await.unwrap();
     for i in 0..6 {
         put(svc, &format!("plain-{i}")).await;

@@ -1,5 +1,6 @@
-//! `/metrics` exposes the lag of each enhanced fan-out consumer: one
-//! `kinesin_subscription_millis_behind_latest` series per live subscription (consumer and
+//! `/metrics` exposes the lag of each enhanced fan-out consumer: the service's metrics snapshot
+//! has one subscription figure (rendered as a `kinesin_subscription_millis_behind_latest` series)
+//! per live subscription (consumer and
 //! shard), the MillisBehindLatest of the latest event sent to it. The web console reads it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
@@ -9,12 +10,17 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use kinesin_service::{Clock, Service, ServiceConfig, SubscribeEvent};
+use kinesin_service::{Clock, Response, Service, ServiceConfig, SubscribeEvent};
 use kinesin_wire::model::model;
+use kinesin_wire::operation::Op;
+use kinesin_wire::request::Request;
 
-async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
+async fn call(svc: &Arc<Service>, op: &str, mut body: Value) -> Value {
     model().check_input(op, &mut body).unwrap();
-    let out = svc.call(op, body).await.unwrap();
+    let request = Request::from_value(Op::from_name(op).expect("an operation"), body).unwrap();
+    let Response::Output(out) = svc.handle(request).await.unwrap() else {
+        panic!("{op} answered an event stream")
+    };
     let bytes = out.to_json().unwrap();
     if bytes.is_empty() {
         Value::Null
@@ -23,12 +29,12 @@ async fn call(svc: &Service, op: &str, mut body: Value) -> Value {
     }
 }
 
-fn series(svc: &Service) -> Vec<String> {
-    let mut out = String::new();
-    svc.render_metrics(&mut out);
-    out.lines()
-        .filter(|l| l.starts_with("kinesin_subscription_millis_behind_latest{"))
-        .map(String::from)
+/// The subscriptions `/metrics` shows, as `stream consumer shard millis_behind_latest`.
+fn series(svc: &Arc<Service>) -> Vec<String> {
+    svc.metrics_snapshot()
+        .subscriptions
+        .iter()
+        .map(|s| format!("{} {} {} {}", s.stream, s.consumer, s.shard, s.millis_behind_latest))
         .collect()
 }
 
@@ -57,19 +63,18 @@ async fn each_live_subscription_reports_its_millis_behind_latest() {
     .await;
     assert!(series(&svc).is_empty(), "no subscription yet: {:?}", series(&svc));
 
-    let mut rx = svc
-        .subscribe_to_shard(json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
-            "StartingPosition": {"Type": "TRIM_HORIZON"}}))
-        .await
-        .unwrap();
+    let request = Request::from_value(
+        Op::SubscribeToShard,
+        json!({"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}),
+    )
+    .unwrap();
+    let Response::Events(mut rx) = svc.handle(request).await.unwrap() else { panic!("no event stream") };
     let first = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
     let SubscribeEvent::Event(ev) = first else { panic!("an exception: {first:?}") };
     assert_eq!(ev.records.len(), 1);
     // The gauge is set right after the event is queued: wait for it without sleeping blindly.
-    let want = format!(
-        "kinesin_subscription_millis_behind_latest{{stream_name=\"lag\",consumer_name=\"billing\",shard_id=\"shardId-000000000000\"}} {}",
-        ev.millis_behind_latest
-    );
+    let want = format!("lag billing shardId-000000000000 {}", ev.millis_behind_latest);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while series(&svc) != [want.clone()] {
         assert!(std::time::Instant::now() < deadline, "got {:?}, want {want}", series(&svc));

@@ -184,6 +184,16 @@ impl ApiError {
         ApiError::new(ErrorKind::InternalFailure, message)
     }
 
+    /// The error's type (the same accessor as the service's own error has).
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The error's message, if it has one.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
     /// The JSON body: `{"__type": ..., "message": ...}`. The AWS front end spells the key
     /// `Message` for SerializationException; every SDK reads both.
     pub fn to_json(&self) -> Vec<u8> {

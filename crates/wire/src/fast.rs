@@ -17,13 +17,13 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::ids::StreamName;
 use crate::ops::{Blob, PutRecordsInput, PutRecordsRequestEntry};
 
 /// The model's constraints on PutRecords (crates/wire/model/kinesis.json).
 const RECORDS_MAX: usize = 500;
 const DATA_BYTES_MAX: usize = 10 * 1024 * 1024;
 const PARTITION_KEY_CHARS_MAX: usize = 256;
-const STREAM_NAME_MAX: usize = 128;
 const HASH_KEY_DIGITS_MAX: usize = 39;
 
 #[derive(Deserialize)]
@@ -51,9 +51,10 @@ struct Entry<'a> {
 /// PutRecords from a JSON body, or `None` when the general path must decide.
 pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
     let req: Request = serde_json::from_slice(body).ok()?;
-    if !(1..=RECORDS_MAX).contains(&req.records.len()) || !stream_name_ok(&req.stream_name) {
+    if !(1..=RECORDS_MAX).contains(&req.records.len()) {
         return None;
     }
+    let stream_name = StreamName::parse(req.stream_name.into_owned())?;
     let mut records = Vec::with_capacity(req.records.len());
     for e in req.records {
         let pk_chars = e.partition_key.chars().count();
@@ -77,18 +78,7 @@ pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
             partition_key: Some(e.partition_key.into_owned()),
         });
     }
-    Some(PutRecordsInput {
-        stream_name: Some(req.stream_name.into_owned()),
-        stream_arn: None,
-        records,
-        dry_run: req.dry_run,
-    })
-}
-
-/// `[a-zA-Z0-9_.-]+`, 1 to 128 characters.
-fn stream_name_ok(s: &str) -> bool {
-    (1..=STREAM_NAME_MAX).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    Some(PutRecordsInput { stream_name: Some(stream_name), stream_arn: None, records, dry_run: req.dry_run })
 }
 
 /// `^(0|([1-9]\d{0,38}))$`.

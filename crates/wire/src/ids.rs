@@ -1,4 +1,5 @@
-//! Identifiers of the Kinesis data plane: hash keys, shard ids and sequence numbers.
+//! Identifiers of the Kinesis API: hash keys, shard ids, sequence numbers, stream and consumer
+//! names and ARNs.
 //!
 //! These are pure codecs: they turn the decimal / textual forms that travel on the wire into
 //! newtypes and back, and they never touch the clock, the disk or the network. Semantics follow
@@ -587,6 +588,308 @@ impl U192 {
             text.push_str(&format!("{chunk:019}"));
         }
         text
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and ARNs
+// ---------------------------------------------------------------------------------------------
+
+/// Prefix of a deserialization error that the request decoder answers as
+/// `InvalidArgumentException` (with the rest as its message) rather than as a
+/// `SerializationException`: a member that passed the model's pattern but does not parse.
+pub const INVALID_ARGUMENT_PREFIX: &str = "InvalidArgumentException: ";
+
+/// Longest stream or consumer name (the model's `max`).
+const NAME_CHARS_MAX: usize = 128;
+
+/// Whether `text` is a stream or consumer name: `[a-zA-Z0-9_.-]{1,128}`.
+fn is_name(text: &str) -> bool {
+    (1..=NAME_CHARS_MAX).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The name, if `text` matches `[a-zA-Z0-9_.-]{1,128}`.
+            pub fn parse(text: impl Into<String>) -> Option<$name> {
+                let text = text.into();
+                is_name(&text).then_some($name(text))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let text = String::deserialize(d)?;
+                $name::parse(text).ok_or_else(|| {
+                    serde::de::Error::custom(concat!($what, " must match [a-zA-Z0-9_.-]{1,128}"))
+                })
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A stream's name, `[a-zA-Z0-9_.-]{1,128}`.
+    StreamName,
+    "StreamName"
+);
+name_type!(
+    /// An enhanced fan-out consumer's name, `[a-zA-Z0-9_.-]{1,128}`.
+    ConsumerName,
+    "ConsumerName"
+);
+
+/// A stream's ARN, `arn:<partition>:kinesis:<region>:<account>:stream/<name>`, parsed once.
+/// It keeps the text it was parsed from, so an error message repeats what the client sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamArn {
+    text: String,
+    /// Byte ranges of region, account and name within `text`.
+    region: (usize, usize),
+    account: (usize, usize),
+    name: usize,
+}
+
+impl StreamArn {
+    /// The ARN of stream `name` in `region` and `account` (partition `aws`).
+    pub fn new(region: &str, account: &str, name: &str) -> StreamArn {
+        let text = format!("arn:aws:kinesis:{region}:{account}:stream/{name}");
+        let r0 = "arn:aws:kinesis:".len();
+        let a0 = r0 + region.len() + 1;
+        StreamArn {
+            region: (r0, r0 + region.len()),
+            account: (a0, a0 + account.len()),
+            name: a0 + account.len() + ":stream/".len(),
+            text,
+        }
+    }
+
+    /// Parses `arn:aws*:kinesis:<region>:<account>:stream/<name>` (a name without `/`).
+    pub fn parse(text: &str) -> Option<StreamArn> {
+        let mut parts = text.splitn(6, ':');
+        let (arn_word, partition, service, region, account, resource) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if arn_word != "arn" || !partition.starts_with("aws") || service != "kinesis" {
+            return None;
+        }
+        let name = resource.strip_prefix("stream/")?;
+        if name.is_empty() || name.contains('/') {
+            return None;
+        }
+        let r0 = arn_word.len() + partition.len() + service.len() + 3;
+        let a0 = r0 + region.len() + 1;
+        Some(StreamArn {
+            text: text.to_string(),
+            region: (r0, r0 + region.len()),
+            account: (a0, a0 + account.len()),
+            name: text.len() - name.len(),
+        })
+    }
+
+    /// The message of an `InvalidArgumentException` for a StreamARN that does not parse.
+    pub fn malformed(text: &str) -> String {
+        format!(
+            "StreamARN {} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>.",
+            crate::error::echo(text)
+        )
+    }
+
+    pub fn region(&self) -> &str {
+        &self.text[self.region.0..self.region.1]
+    }
+
+    pub fn account(&self) -> &str {
+        &self.text[self.account.0..self.account.1]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.text[self.name..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for StreamArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for StreamArn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StreamArn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StreamArn, D::Error> {
+        let text = String::deserialize(d)?;
+        StreamArn::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{INVALID_ARGUMENT_PREFIX}{}", StreamArn::malformed(&text)))
+        })
+    }
+}
+
+/// An enhanced fan-out consumer's ARN, `<stream ARN>/consumer/<name>:<creation epoch seconds>`,
+/// parsed once; it keeps the text it was parsed from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerArn {
+    text: String,
+    stream: StreamArn,
+    name: (usize, usize),
+    created_secs: i64,
+}
+
+impl ConsumerArn {
+    /// The ARN AWS gives consumer `name` of `stream`, registered at `created_ms`.
+    pub fn new(stream: &StreamArn, name: &str, created_ms: i64) -> ConsumerArn {
+        let n0 = stream.text.len() + "/consumer/".len();
+        ConsumerArn {
+            text: format!("{stream}/consumer/{name}:{}", created_ms.div_euclid(1000)),
+            stream: stream.clone(),
+            name: (n0, n0 + name.len()),
+            created_secs: created_ms.div_euclid(1000),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConsumerArn> {
+        let (stream, rest) = text.split_once("/consumer/")?;
+        let (name, secs) = rest.rsplit_once(':')?;
+        let stream = StreamArn::parse(stream)?;
+        let n0 = stream.text.len() + "/consumer/".len();
+        Some(ConsumerArn {
+            text: text.to_string(),
+            name: (n0, n0 + name.len()),
+            created_secs: secs.parse().ok()?,
+            stream,
+        })
+    }
+
+    /// The message of an `InvalidArgumentException` for a ConsumerARN that does not parse.
+    pub fn malformed(text: &str) -> String {
+        format!(
+            "ConsumerARN {} is not a consumer ARN: expected <stream ARN>/consumer/<name>:<creation epoch seconds>.",
+            crate::error::echo(text)
+        )
+    }
+
+    pub fn stream(&self) -> &StreamArn {
+        &self.stream
+    }
+
+    pub fn name(&self) -> &str {
+        &self.text[self.name.0..self.name.1]
+    }
+
+    pub fn created_secs(&self) -> i64 {
+        self.created_secs
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for ConsumerArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for ConsumerArn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConsumerArn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConsumerArn, D::Error> {
+        let text = String::deserialize(d)?;
+        ConsumerArn::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{INVALID_ARGUMENT_PREFIX}{}", ConsumerArn::malformed(&text)))
+        })
+    }
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    #[test]
+    fn stream_arns_parse_into_their_parts_and_keep_their_text() {
+        let a = StreamArn::parse("arn:aws-cn:kinesis:cn-north-1:123456789012:stream/orders").unwrap();
+        assert_eq!((a.region(), a.account(), a.name()), ("cn-north-1", "123456789012", "orders"));
+        assert_eq!(a.to_string(), "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/orders");
+        let b = StreamArn::new("us-east-1", "000000000000", "s");
+        assert_eq!(b.as_str(), "arn:aws:kinesis:us-east-1:000000000000:stream/s");
+        assert_eq!(StreamArn::parse(b.as_str()).unwrap(), b);
+        assert_eq!((b.region(), b.account(), b.name()), ("us-east-1", "000000000000", "s"));
+        for bad in [
+            "",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/",
+            "arn:aws:kinesis:us-east-1:000000000000:stream/a/b",
+            "arn:aws:s3:us-east-1:000000000000:stream/a",
+            "arn:aws:kinesis:us-east-1:000000000000:channel/a",
+            "nra:aws:kinesis:us-east-1:000000000000:stream/a",
+        ] {
+            assert!(StreamArn::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn consumer_arns_parse_into_their_parts_and_keep_their_text() {
+        let s = StreamArn::new("us-east-1", "000000000000", "s");
+        let c = ConsumerArn::new(&s, "billing", 1_700_000_000_999);
+        assert_eq!(c.as_str(), "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/billing:1700000000");
+        let p = ConsumerArn::parse(c.as_str()).unwrap();
+        assert_eq!(p, c);
+        assert_eq!((p.stream(), p.name(), p.created_secs()), (&s, "billing", 1_700_000_000));
+        assert!(ConsumerArn::parse("arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/x").is_none());
+        assert!(ConsumerArn::parse("arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/x:y").is_none());
+    }
+
+    #[test]
+    fn names_follow_the_model_pattern() {
+        assert!(StreamName::parse("a.b-c_D9").is_some());
+        assert!(StreamName::parse("").is_none());
+        assert!(StreamName::parse("a b").is_none());
+        assert!(StreamName::parse("x".repeat(129)).is_none());
+        assert!(ConsumerName::parse("x".repeat(128)).is_some());
     }
 }
 

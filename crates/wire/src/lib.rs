@@ -1,5 +1,5 @@
 //! Wire types and codecs of the Kinesis API: errors, the service model and request validation,
-//! typed operation inputs and outputs, identifiers. No I/O lives here.
+//! typed requests, operation inputs and outputs, identifiers. No I/O lives here.
 
 // TODO(issue 14): remove after the typed-boundary merge (unwrap/expect are denied workspace-wide,
 // see [workspace.lints] in Cargo.toml; this crate is being rewritten on other branches).
@@ -16,5 +16,6 @@ pub mod model;
 pub mod operation;
 pub mod ops;
 pub mod policy;
+pub mod request;
 pub mod sigv4;
 pub mod token;

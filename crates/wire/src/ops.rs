@@ -1,7 +1,9 @@
 //! Typed inputs and outputs of the operations, independent of the encoding.
 //!
-//! Inputs are deserialized from a body that `model::check_input` has already checked, so a
-//! failure here is a defect of ours, answered as a SerializationException. Blobs and timestamps
+//! Inputs are deserialized (by `request::Request`) from a body that `model::check_input` has
+//! already checked, so a failure here is a defect of ours, answered as a SerializationException
+//! — except an ARN that matches the model's pattern but does not parse, answered as AWS does
+//! (InvalidArgumentException). Blobs and timestamps
 //! carry their own codecs: in a human-readable format (JSON) a blob is base64 and a timestamp is
 //! epoch seconds with milliseconds; in a binary one (CBOR, `cbor.rs`) a blob is raw bytes and a
 //! timestamp epoch milliseconds (tag 1).
@@ -14,6 +16,8 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConsumerArn, ConsumerName, StreamArn, StreamName};
 
 /// Record data, and anything else the model calls a blob.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -94,19 +98,56 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// An operation's input. Members the model requires are plain fields (a body without one does
+/// not decode); optional ones are `Option`s. Names, ARNs and enums are their own types, parsed
+/// once here.
 macro_rules! input {
     ($name:ident { $($(#[$meta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(rename_all = "PascalCase", default)]
+        #[derive(Clone, Debug, PartialEq, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
         pub struct $name { $($(#[$meta])* pub $field: $ty),* }
     };
+}
+
+/// Where a shard iterator (or a subscription) starts: the model's `ShardIteratorType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum ShardIteratorType {
+    #[serde(rename = "AT_SEQUENCE_NUMBER")]
+    AtSequenceNumber,
+    #[serde(rename = "AFTER_SEQUENCE_NUMBER")]
+    AfterSequenceNumber,
+    #[serde(rename = "TRIM_HORIZON")]
+    TrimHorizon,
+    #[serde(rename = "LATEST")]
+    Latest,
+    #[serde(rename = "AT_TIMESTAMP")]
+    AtTimestamp,
+}
+
+impl ShardIteratorType {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardIteratorType::AtSequenceNumber => "AT_SEQUENCE_NUMBER",
+            ShardIteratorType::AfterSequenceNumber => "AFTER_SEQUENCE_NUMBER",
+            ShardIteratorType::TrimHorizon => "TRIM_HORIZON",
+            ShardIteratorType::Latest => "LATEST",
+            ShardIteratorType::AtTimestamp => "AT_TIMESTAMP",
+        }
+    }
+}
+
+impl fmt::Display for ShardIteratorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 input!(StreamModeDetails { stream_mode: String });
 input!(ShardFilter { r#type: String, shard_id: Option<String>, timestamp: Option<Timestamp> });
 
 input!(CreateStreamInput {
-    stream_name: String,
+    stream_name: StreamName,
     shard_count: Option<i64>,
     stream_mode_details: Option<StreamModeDetails>,
     tags: Option<BTreeMap<String, String>>,
@@ -114,18 +155,18 @@ input!(CreateStreamInput {
     max_record_size_in_ki_b: Option<i64>,
     record_distribution_strategy: Option<String>,
 });
-input!(StreamRef { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String> });
-input!(DeleteStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, enforce_consumer_deletion: Option<bool> });
+input!(StreamRef { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn> });
+input!(DeleteStreamInput { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, enforce_consumer_deletion: Option<bool> });
 input!(DescribeStreamInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     limit: Option<i64>,
     exclusive_start_shard_id: Option<String>,
 });
 input!(ListStreamsInput { limit: Option<i64>, exclusive_start_stream_name: Option<String>, next_token: Option<String> });
 input!(ListShardsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     next_token: Option<String>,
     exclusive_start_shard_id: Option<String>,
     max_results: Option<i64>,
@@ -133,8 +174,8 @@ input!(ListShardsInput {
     shard_filter: Option<ShardFilter>,
 });
 input!(PutRecordInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     data: Blob,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
@@ -143,30 +184,34 @@ input!(PutRecordInput {
 });
 input!(PutRecordsRequestEntry { data: Blob, explicit_hash_key: Option<String>, partition_key: Option<String> });
 input!(PutRecordsInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     records: Vec<PutRecordsRequestEntry>,
     dry_run: Option<bool>,
 });
 input!(GetShardIteratorInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     shard_id: String,
-    shard_iterator_type: String,
+    shard_iterator_type: ShardIteratorType,
     starting_sequence_number: Option<String>,
     timestamp: Option<Timestamp>,
     dry_run: Option<bool>,
 });
+// StreamARN stays text here: GetRecords reads the stream its iterator names; the member is only
+// authorized (the server) and never parsed.
 input!(GetRecordsInput { shard_iterator: String, limit: Option<i64>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, dry_run: Option<bool> });
-input!(RetentionInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, retention_period_hours: i64 });
-input!(AddTagsToStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, tags: BTreeMap<String, String> });
-input!(RemoveTagsFromStreamInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, tag_keys: Vec<String> });
+input!(RetentionInput { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, retention_period_hours: i64 });
+input!(AddTagsToStreamInput { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, tags: BTreeMap<String, String> });
+input!(RemoveTagsFromStreamInput { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, tag_keys: Vec<String> });
 input!(ListTagsForStreamInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     exclusive_start_tag_key: Option<String>,
     limit: Option<i64>,
 });
+// A ResourceARN names a stream or a consumer (or, on AWS, a channel or queue): the service tells
+// them apart and answers each kind in its own words.
 input!(TagResourceInput { #[serde(rename = "ResourceARN")] resource_arn: String, tags: BTreeMap<String, String> });
 input!(UntagResourceInput { #[serde(rename = "ResourceARN")] resource_arn: String, tag_keys: Vec<String> });
 input!(ResourceArnInput {
@@ -182,36 +227,65 @@ input!(MinimumThroughputBillingCommitmentInput { status: String });
 input!(UpdateAccountSettingsInput {
     minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput
 });
-input!(UpdateMaxRecordSizeInput { #[serde(rename = "StreamARN")] stream_arn: Option<String>, max_record_size_in_ki_b: i64 });
+input!(UpdateMaxRecordSizeInput { #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, max_record_size_in_ki_b: i64 });
 input!(UpdateStreamWarmThroughputInput {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
     warm_throughput_mi_bps: i64,
 });
+input!(SplitShardInput {
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
+    shard_to_split: String,
+    new_starting_hash_key: String,
+});
+input!(MergeShardsInput {
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
+    shard_to_merge: String,
+    adjacent_shard_to_merge: String,
+});
+input!(UpdateShardCountInput {
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
+    target_shard_count: i64,
+    scaling_type: String,
+});
+input!(UpdateStreamModeInput {
+    #[serde(rename = "StreamARN")] stream_arn: StreamArn,
+    stream_mode_details: StreamModeDetails,
+    warm_throughput_mi_bps: Option<i64>,
+});
+input!(StreamEncryptionInput {
+    stream_name: Option<StreamName>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
+    encryption_type: String,
+    key_id: String,
+});
 input!(RegisterStreamConsumerInput {
-    #[serde(rename = "StreamARN")] stream_arn: String,
-    consumer_name: String,
+    #[serde(rename = "StreamARN")] stream_arn: StreamArn,
+    consumer_name: ConsumerName,
     tags: Option<BTreeMap<String, String>>,
 });
 input!(ConsumerRef {
-    #[serde(rename = "StreamARN")] stream_arn: Option<String>,
-    consumer_name: Option<String>,
-    #[serde(rename = "ConsumerARN")] consumer_arn: Option<String>,
+    #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>,
+    consumer_name: Option<ConsumerName>,
+    #[serde(rename = "ConsumerARN")] consumer_arn: Option<ConsumerArn>,
 });
 input!(ListStreamConsumersInput {
-    #[serde(rename = "StreamARN")] stream_arn: String,
+    #[serde(rename = "StreamARN")] stream_arn: StreamArn,
     next_token: Option<String>,
     max_results: Option<i64>,
     stream_creation_timestamp: Option<Timestamp>,
 });
-input!(StartingPosition { r#type: String, sequence_number: Option<String>, timestamp: Option<Timestamp> });
+input!(StartingPosition { r#type: ShardIteratorType, sequence_number: Option<String>, timestamp: Option<Timestamp> });
 input!(SubscribeToShardInput {
     #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
+    consumer_arn: ConsumerArn,
     shard_id: String,
     starting_position: StartingPosition,
 });
-input!(EnhancedMonitoringInput { stream_name: Option<String>, #[serde(rename = "StreamARN")] stream_arn: Option<String>, shard_level_metrics: Vec<String> });
+input!(EnhancedMonitoringInput { stream_name: Option<StreamName>, #[serde(rename = "StreamARN")] stream_arn: Option<StreamArn>, shard_level_metrics: Vec<String> });
 
 // ---- outputs ----
 
