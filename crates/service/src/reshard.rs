@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::ServiceError;
 use kinesin_log::LogId;
-use kinesin_wire::error::ApiError;
 use kinesin_wire::ids::{HashKey, HashKeyRange};
 
 use crate::meta::{
@@ -202,7 +202,7 @@ impl Service {
     }
 
     /// Closes gates and waits until no append is in flight in any of them.
-    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ApiError> {
+    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ServiceError> {
         let gates: Vec<Arc<Gate>> = log_ids.iter().map(|id| self.gate(*id)).collect();
         for g in &gates {
             g.closed.store(true, Ordering::SeqCst);
@@ -211,7 +211,7 @@ impl Service {
         while gates.iter().any(|g| g.inflight.load(Ordering::SeqCst) > 0) {
             if started.elapsed() > Duration::from_millis(CLOSE_DRAIN_MS_MAX) {
                 self.reopen_gates(log_ids);
-                return Err(ApiError::internal(
+                return Err(ServiceError::internal(
                     "Appends to the shards being closed did not finish in time; nothing was changed. Retry.",
                 ));
             }
@@ -249,7 +249,7 @@ impl Service {
         next: StreamMeta,
         counters: Counters,
         step: PendingStep,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         if self.cfg.update_stream_ms == 0 {
             self.commit_reshard(st, old, next, counters, false)?;
             return Ok(());
@@ -266,7 +266,7 @@ impl Service {
     /// Applies the steps waiting in `s.pending_reshard` and makes the stream ACTIVE. Closing the
     /// parents waits for their appends in flight, so only callers that may block a thread (the
     /// tick thread, control-plane calls) call this.
-    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ApiError> {
+    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         let mut next = s.clone();
         let mut counters = st.counters.clone();
@@ -311,7 +311,7 @@ impl Service {
         mut next: StreamMeta,
         counters: Counters,
         updating: bool,
-    ) -> Result<Arc<StreamMeta>, ApiError> {
+    ) -> Result<Arc<StreamMeta>, ServiceError> {
         let now = self.clock.now_ms();
         let first_new = old.next_shard_index();
         let was_open: HashMap<u32, u64> =
@@ -339,7 +339,7 @@ impl Service {
                     Err(e) => {
                         undo(self);
                         tracing::error!(shard = %sh.id(), error = %e, "cannot read the end of a shard");
-                        return Err(ApiError::internal(format!(
+                        return Err(ServiceError::internal(format!(
                             "Cannot read the end of shard {} ({}); nothing was changed. Retry.",
                             sh.id(),
                             e.client_message()
@@ -355,7 +355,7 @@ impl Service {
         if let Err(e) = wait(self.log.create(&logs)) {
             undo(self);
             tracing::error!(error = %e, "cannot create the new shards' logs");
-            return Err(ApiError::internal(format!(
+            return Err(ServiceError::internal(format!(
                 "The server could not create the new shards' logs ({}). Nothing was changed; retry.",
                 e.client_message()
             )));
