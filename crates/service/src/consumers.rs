@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
 
+use crate::error::ServiceError;
 use kinesin_log::LogId;
 use kinesin_wire::error::echo;
-use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::error::ErrorKind;
 use kinesin_wire::ids::{ConsumerArn, SequenceNumber, ShardId, StreamArn};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::{PageToken, ShardIteratorToken};
@@ -48,7 +49,7 @@ const EVENT_QUEUE_MAX: usize = 2;
 pub enum SubscribeEvent {
     Event(SubscribeToShardEventOut),
     /// The stream ends after this (e.g. ResourceInUseException when a newer subscription took over).
-    Exception(ApiError),
+    Exception(ServiceError),
 }
 
 /// The live subscription of one consumer to one shard.
@@ -64,8 +65,8 @@ pub(crate) struct SubscriptionSlot {
 }
 
 impl Service {
-    fn consumer_not_found(&self, what: &str, stream: &str) -> ApiError {
-        ApiError::new(
+    fn consumer_not_found(&self, what: &str, stream: &str) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ResourceNotFound,
             format!(
                 "Consumer {} under stream {} under account {} not found.",
@@ -93,12 +94,12 @@ impl Service {
         stream_arn: Option<&StreamArn>,
         name: Option<&str>,
         consumer_arn: Option<&ConsumerArn>,
-    ) -> Result<(Arc<StreamMeta>, ConsumerMeta), ApiError> {
+    ) -> Result<(Arc<StreamMeta>, ConsumerMeta), ServiceError> {
         let (stream_arn, name, secs) = match (consumer_arn, stream_arn, name) {
             (Some(arn), given_stream, given_name) => {
                 let (sa, n, secs) = (arn.stream(), arn.name(), arn.created_secs());
                 if given_stream.is_some_and(|g| g != sa) || given_name.is_some_and(|g| g != n) {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Err(ServiceError::invalid_argument(format!(
                         "ConsumerARN {} does not agree with the StreamARN or ConsumerName given; give the ConsumerARN alone.",
                         echo(arn.as_str())
                     )));
@@ -107,7 +108,7 @@ impl Service {
             }
             (None, Some(sa), Some(n)) => (sa, n, None),
             _ => {
-                return Err(ApiError::invalid_argument(
+                return Err(ServiceError::invalid_argument(
                     "Either ConsumerARN or both StreamARN and ConsumerName must be provided to identify the consumer.",
                 ))
             }
@@ -128,13 +129,13 @@ impl Service {
     pub(crate) fn register_stream_consumer(
         &self,
         req: RegisterStreamConsumerInput,
-    ) -> Result<Output, ApiError> {
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(None, Some(&req.stream_arn))?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = st.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         if !matches!(s.status, StreamStatus::Active | StreamStatus::Updating) {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!(
                     "Stream {name} under account {} is not ACTIVE (it is {}); register consumers once it is.",
@@ -144,7 +145,7 @@ impl Service {
             ));
         }
         if s.consumers.iter().any(|c| c.name == *req.consumer_name) {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!(
                     "Consumer {} under stream {name} under account {} already exists.",
@@ -153,7 +154,7 @@ impl Service {
             ));
         }
         if s.consumers.len() >= CONSUMERS_PER_STREAM_MAX {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "Stream {name} under account {} has reached the limit of {CONSUMERS_PER_STREAM_MAX} consumers. Deregister a consumer first.",
@@ -164,7 +165,7 @@ impl Service {
         if s.consumers.iter().filter(|c| c.status == ConsumerStatus::Creating).count()
             >= CONSUMERS_CREATING_MAX
         {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "Stream {name} under account {} already has {CONSUMERS_CREATING_MAX} consumers in CREATING. Retry when one is ACTIVE.",
@@ -198,7 +199,7 @@ impl Service {
         Ok(Output::RegisterStreamConsumer { consumer: Self::consumer_out(&s, &req.stream_arn, &c) })
     }
 
-    pub(crate) fn deregister_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ApiError> {
+    pub(crate) fn deregister_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ServiceError> {
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let (s, c) = self.find_consumer(
@@ -226,7 +227,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn describe_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ApiError> {
+    pub(crate) fn describe_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ServiceError> {
         let st = self.state.lock();
         let (s, c) = self.find_consumer(
             &st,
@@ -246,7 +247,10 @@ impl Service {
         })
     }
 
-    pub(crate) fn list_stream_consumers(&self, req: ListStreamConsumersInput) -> Result<Output, ApiError> {
+    pub(crate) fn list_stream_consumers(
+        &self,
+        req: ListStreamConsumersInput,
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(None, Some(&req.stream_arn))?;
         let now = self.clock.now_ms();
         let s = self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
@@ -261,7 +265,7 @@ impl Service {
             Some(t) => {
                 let t = self.open_page_token(t, now)?;
                 if t.stream_incarnation != s.incarnation {
-                    return Err(ApiError::invalid_argument(
+                    return Err(ServiceError::invalid_argument(
                         "NextToken belongs to another stream: pass back the NextToken of the previous response unchanged.",
                     ));
                 }
@@ -338,13 +342,13 @@ impl Service {
     pub(crate) async fn subscribe_to_shard(
         self: &Arc<Self>,
         req: SubscribeToShardInput,
-    ) -> Result<mpsc::Receiver<SubscribeEvent>, ApiError> {
+    ) -> Result<mpsc::Receiver<SubscribeEvent>, ServiceError> {
         let (s, c) = {
             let st = self.lock_state().await;
             self.find_consumer(&st, None, None, Some(&req.consumer_arn))?
         };
         if c.status != ConsumerStatus::Active {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!("Consumer {} is not ACTIVE (it is {}).", req.consumer_arn, c.status.as_str()),
             ));
@@ -368,10 +372,10 @@ impl Service {
                 }
             })?;
         let Output::GetShardIterator { shard_iterator } = it else {
-            return Err(ApiError::internal("GetShardIterator answered something else"));
+            return Err(ServiceError::internal("GetShardIterator answered something else"));
         };
         let it = ShardIteratorToken::open(&shard_iterator, &self.token_key)
-            .map_err(|_| ApiError::internal("a fresh iterator did not open"))?;
+            .map_err(|_| ServiceError::internal("a fresh iterator did not open"))?;
         let shard = ShardId(it.shard_index);
         let sh = s.shard(shard.0).ok_or_else(|| self.shard_not_found(&s.name, shard))?;
         let now = self.clock.now_ms();
@@ -384,7 +388,7 @@ impl Service {
             if let Some(old) = subs.get(&key) {
                 if now - old.started_ms < RESUBSCRIBE_MIN_MS {
                     s.metrics.subscribe_rate_exceeded.add(1);
-                    return Err(ApiError::new(
+                    return Err(ServiceError::new(
                         ErrorKind::ResourceInUse,
                         format!(
                             "Another active subscription exists for consumer {} on shard {shard}. Subscribe again {} ms after the previous call.",
@@ -520,7 +524,7 @@ impl Service {
                 _ = &mut appended, if window_bytes < SUBSCRIPTION_BYTES_PER_SEC => {}
                 _ = sub.cancel.notified() => {
                     let _ = tx
-                        .send(SubscribeEvent::Exception(ApiError::new(
+                        .send(SubscribeEvent::Exception(ServiceError::new(
                             ErrorKind::ResourceInUse,
                             format!(
                                 "A newer subscription for consumer {} on shard {} took over this one.",
@@ -563,10 +567,10 @@ impl Service {
         position: &mut u64,
         budget: usize,
         now: i64,
-    ) -> Result<(Option<SubscribeToShardEventOut>, usize, bool), ApiError> {
+    ) -> Result<(Option<SubscribeToShardEventOut>, usize, bool), ServiceError> {
         let log = LogId(sh.log_id);
         let failed = |e: kinesin_log::LogError| {
-            ApiError::internal(format!("Reading shard {} of stream {} failed ({e}).", sh.id(), s.name))
+            ServiceError::internal(format!("Reading shard {} of stream {} failed ({e}).", sh.id(), s.name))
         };
         let horizon = self.log.seek_time(log, now - s.retention_ms()).map_err(failed)?;
         let from = (*position).max(horizon);

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::error::ServiceError;
 use kinesin_log::LogId;
-use kinesin_wire::error::{echo, ApiError, ErrorKind};
+use kinesin_wire::error::{echo, ErrorKind};
 use kinesin_wire::ids::{ConsumerArn, HashKeyRange, ShardId, StreamArn, StreamName};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::PageToken;
@@ -52,23 +53,23 @@ pub const SHARD_LEVEL_METRICS: [&str; 7] = [
 ];
 
 impl Service {
-    pub(crate) fn create_stream(&self, req: CreateStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn create_stream(&self, req: CreateStreamInput) -> Result<Output, ServiceError> {
         self.create_stream_with(req, self.cfg.create_stream_ms)
     }
 
     /// Creates `name` with `shards` shards, ACTIVE at once, unless it exists (`--init-stream`).
-    pub fn init_stream(&self, name: &str, shards: i64) -> Result<(), ApiError> {
+    pub fn init_stream(&self, name: &str, shards: i64) -> Result<(), ServiceError> {
         if self.state.lock().streams.contains_key(name) {
             return Ok(());
         }
         let stream_name = StreamName::parse(name).ok_or_else(|| {
-            ApiError::validation(format!(
+            ServiceError::validation(format!(
                 "1 validation error detected: Value '{}' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
                 echo(name)
             ))
         })?;
         if shards < 1 {
-            return Err(ApiError::validation(format!(
+            return Err(ServiceError::validation(format!(
                 "1 validation error detected: Value '{shards}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1"
             )));
         }
@@ -84,7 +85,7 @@ impl Service {
         self.create_stream_with(req, 0).map(|_| ())
     }
 
-    fn create_stream_with(&self, req: CreateStreamInput, creating_ms: u64) -> Result<Output, ApiError> {
+    fn create_stream_with(&self, req: CreateStreamInput, creating_ms: u64) -> Result<Output, ServiceError> {
         let now = self.clock.now_ms();
         // Neither ShardCount nor StreamModeDetails: AWS creates an ON_DEMAND stream (4 shards;
         // a PROVISIONED stream needs its ShardCount).
@@ -96,13 +97,13 @@ impl Service {
         let shard_count = match (mode, req.shard_count) {
             (StreamMode::Provisioned, Some(n)) => n,
             (StreamMode::Provisioned, None) => {
-                return Err(ApiError::invalid_argument(
+                return Err(ServiceError::invalid_argument(
                     "ShardCount is required for a PROVISIONED stream: give ShardCount, or StreamModeDetails {StreamMode: ON_DEMAND}.",
                 ))
             }
             (StreamMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS as i64,
             (StreamMode::OnDemand, Some(_)) => {
-                return Err(ApiError::invalid_argument(
+                return Err(ServiceError::invalid_argument(
                     "ShardCount cannot be specified for an ON_DEMAND stream: on-demand streams manage their shards.",
                 ))
             }
@@ -110,13 +111,13 @@ impl Service {
         if req.warm_throughput_mi_bps.is_some() {
             let enabled = self.state.lock().settings.billing_commitment_enabled_ms.is_some();
             if mode != StreamMode::OnDemand || !enabled {
-                return Err(ApiError::invalid_argument(
+                return Err(ServiceError::invalid_argument(
                     "WarmThroughputMiBps applies only to ON_DEMAND streams in an account whose MinimumThroughputBillingCommitment is ENABLED (UpdateAccountSettings).",
                 ));
             }
         }
         if req.record_distribution_strategy.as_deref() == Some("AUTO") {
-            return Err(ApiError::invalid_argument(
+            return Err(ServiceError::invalid_argument(
                 "RecordDistributionStrategy AUTO is not supported by kinesin yet; omit it or use USER_PARTITION_KEY.",
             ));
         }
@@ -128,7 +129,7 @@ impl Service {
             &self.cfg.account_id,
         )?;
         if tags.len() > TAGS_PER_STREAM_MAX {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Failed to create stream {} under account {} because a given stream cannot have more than {TAGS_PER_STREAM_MAX} tags associated with it.",
                 req.stream_name, self.cfg.account_id
             )));
@@ -136,14 +137,14 @@ impl Service {
 
         let mut st = self.state.lock();
         if st.streams.contains_key(req.stream_name.as_str()) {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!("Stream {} under account {} already exists.", req.stream_name, self.cfg.account_id),
             ));
         }
         let creating = st.streams.values().filter(|s| s.status == StreamStatus::Creating).count();
         if creating >= CREATING_STREAMS_MAX {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "This request would exceed the limit of {CREATING_STREAMS_MAX} streams in CREATING state for the account {} in {}. Wait until they are ACTIVE and retry.",
@@ -153,7 +154,7 @@ impl Service {
         }
         let open_shards = open_shard_count(&st);
         if open_shards + shard_count as u64 > self.cfg.shard_limit {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {}. Limit: {}. Number of additional shards that would have resulted from this request: {}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
@@ -164,7 +165,7 @@ impl Service {
         if mode == StreamMode::OnDemand {
             let on_demand = st.streams.values().filter(|s| s.mode == StreamMode::OnDemand).count() as u64;
             if on_demand >= self.cfg.on_demand_stream_limit {
-                return Err(ApiError::new(
+                return Err(ServiceError::new(
                     ErrorKind::LimitExceeded,
                     format!(
                         "This request would exceed the limit of {} ON_DEMAND streams for the account {} in {}.",
@@ -200,7 +201,7 @@ impl Service {
             shards.iter().map(|sh| (LogId(sh.log_id), FIRST_RECORD_SEQ_INDEX)).collect();
         self.log.create_many(&logs).map_err(|e| {
             tracing::error!(error = %e, "cannot create the shard logs");
-            ApiError::internal(format!(
+            ServiceError::internal(format!(
                 "The server could not create the shards' logs ({e}). Nothing was created; retry."
             ))
         })?;
@@ -238,7 +239,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn delete_stream(&self, req: DeleteStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn delete_stream(&self, req: DeleteStreamInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
@@ -246,7 +247,7 @@ impl Service {
         if s.status == StreamStatus::Deleting {
             // The stream is still listed and described (DELETING), so "not found" would
             // contradict them; AWS deletes only a stream that is not already being deleted.
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!(
                     "Stream {name} under account {} is already being deleted (DELETING); it disappears on its own.",
@@ -255,7 +256,7 @@ impl Service {
             ));
         }
         if !s.consumers.is_empty() && req.enforce_consumer_deletion != Some(true) {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!(
                     "Stream {name} under account {} has {} registered consumers. Deregister them first, or set EnforceConsumerDeletion to true.",
@@ -307,7 +308,7 @@ impl Service {
         vec![EnhancedMetricsOut { shard_level_metrics: ordered_metrics(&s.shard_level_metrics) }]
     }
 
-    pub(crate) fn describe_stream(&self, req: DescribeStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn describe_stream(&self, req: DescribeStreamInput) -> Result<Output, ServiceError> {
         let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let limit = req.limit.unwrap_or(DESCRIBE_STREAM_PAGE_MAX).min(DESCRIBE_STREAM_PAGE_MAX) as usize;
@@ -342,7 +343,7 @@ impl Service {
         })
     }
 
-    pub(crate) fn describe_stream_summary(&self, req: StreamRef) -> Result<Output, ApiError> {
+    pub(crate) fn describe_stream_summary(&self, req: StreamRef) -> Result<Output, ServiceError> {
         let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         Ok(Output::DescribeStreamSummary {
             stream_description_summary: StreamDescriptionSummaryOut {
@@ -368,15 +369,15 @@ impl Service {
         })
     }
 
-    pub(crate) fn open_page_token(&self, token: &str, now: i64) -> Result<PageToken, ApiError> {
+    pub(crate) fn open_page_token(&self, token: &str, now: i64) -> Result<PageToken, ServiceError> {
         let t = PageToken::open(token, &self.token_key).map_err(|_| {
-            ApiError::invalid_argument(format!(
+            ServiceError::invalid_argument(format!(
                 "NextToken {} is invalid: pass back the NextToken of the previous response unchanged.",
                 kinesin_wire::error::echo(token)
             ))
         })?;
         if now - t.issued_ms > TOKEN_LIFETIME_MS {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ExpiredNextToken,
                 format!(
                     "The NextToken has expired: it is valid for {} seconds. Start the listing again.",
@@ -387,11 +388,11 @@ impl Service {
         Ok(t)
     }
 
-    pub(crate) fn seal_page_token(&self, t: PageToken) -> Result<String, ApiError> {
-        t.seal(&self.token_key).map_err(|e| ApiError::internal(format!("cannot build a NextToken: {e}")))
+    pub(crate) fn seal_page_token(&self, t: PageToken) -> Result<String, ServiceError> {
+        t.seal(&self.token_key).map_err(|e| ServiceError::internal(format!("cannot build a NextToken: {e}")))
     }
 
-    pub(crate) fn list_streams(&self, req: ListStreamsInput) -> Result<Output, ApiError> {
+    pub(crate) fn list_streams(&self, req: ListStreamsInput) -> Result<Output, ServiceError> {
         let now = self.clock.now_ms();
         let limit = req.limit.unwrap_or(LIST_STREAMS_PAGE_MAX).min(LIST_STREAMS_PAGE_MAX) as usize;
         let after = match &req.next_token {
@@ -434,13 +435,13 @@ impl Service {
         })
     }
 
-    pub(crate) fn list_shards(&self, req: ListShardsInput) -> Result<Output, ApiError> {
+    pub(crate) fn list_shards(&self, req: ListShardsInput) -> Result<Output, ServiceError> {
         let now = self.clock.now_ms();
         let named = req.stream_name.is_some() || req.stream_arn.is_some();
         let (stream, after, filter) = match &req.next_token {
             Some(token) => {
                 if named {
-                    return Err(ApiError::invalid_argument(
+                    return Err(ServiceError::invalid_argument(
                         "NextToken and StreamName cannot be provided together.",
                     ));
                 }
@@ -450,7 +451,7 @@ impl Service {
                     (req.shard_filter.is_some(), "ShardFilter"),
                 ] {
                     if given {
-                        return Err(ApiError::invalid_argument(format!(
+                        return Err(ServiceError::invalid_argument(format!(
                             "NextToken and {what} cannot be provided together."
                         )));
                     }
@@ -458,7 +459,7 @@ impl Service {
                 let t = self.open_page_token(token, now)?;
                 let name = self.state.lock().by_incarnation.get(&t.stream_incarnation).cloned();
                 let s = name.and_then(|n| self.state.lock().streams.get(&n).cloned()).ok_or_else(|| {
-                    ApiError::new(
+                    ServiceError::new(
                         ErrorKind::ResourceNotFound,
                         "The stream this NextToken lists no longer exists (it was deleted).",
                     )
@@ -468,7 +469,7 @@ impl Service {
             }
             None => {
                 if !named {
-                    return Err(ApiError::invalid_argument(
+                    return Err(ServiceError::invalid_argument(
                         "Either NextToken or StreamName should be provided.",
                     ));
                 }
@@ -488,7 +489,7 @@ impl Service {
         };
         match stream.status {
             StreamStatus::Creating => {
-                return Err(ApiError::new(
+                return Err(ServiceError::new(
                     ErrorKind::ResourceInUse,
                     format!(
                         "Stream {} under account {} is in CREATING state; list its shards once it is ACTIVE.",
@@ -526,12 +527,12 @@ impl Service {
     }
 
     /// A stream that must be ACTIVE for a control-plane change.
-    pub(crate) fn find_active(&self, st: &State, name: &str) -> Result<Arc<StreamMeta>, ApiError> {
+    pub(crate) fn find_active(&self, st: &State, name: &str) -> Result<Arc<StreamMeta>, ServiceError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         match s.status {
             StreamStatus::Active => Ok(s),
             StreamStatus::Creating | StreamStatus::Deleting => Err(self.not_found(name)),
-            other => Err(ApiError::new(
+            other => Err(ServiceError::new(
                 ErrorKind::ResourceInUse,
                 format!(
                     "Stream {} under account {} not ACTIVE, instead in state {}",
@@ -543,29 +544,33 @@ impl Service {
         }
     }
 
-    pub(crate) fn change_retention(&self, req: RetentionInput, increase: bool) -> Result<Output, ApiError> {
+    pub(crate) fn change_retention(
+        &self,
+        req: RetentionInput,
+        increase: bool,
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         let hours = req.retention_period_hours;
         if hours < RETENTION_HOURS_MIN {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Minimum allowed retention period is {RETENTION_HOURS_MIN} hours. Requested retention period ({hours} hours) is too short."
             )));
         }
         if hours > RETENTION_HOURS_MAX {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Maximum allowed retention period is {RETENTION_HOURS_MAX} hours. Requested retention period ({hours} hours) is too long."
             )));
         }
         if increase && hours < s.retention_hours {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({} hours). Use DecreaseRetentionPeriod API.",
                 s.retention_hours
             )));
         }
         if !increase && hours > s.retention_hours {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({} hours). Use IncreaseRetentionPeriod API.",
                 s.retention_hours
             )));
@@ -581,7 +586,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    fn add_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    fn add_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), ServiceError> {
         let mut st = self.state.lock();
         let s = self.find_active(&st, name)?;
         check_tag_chars(tags.keys().chain(tags.values()), "add tags to", name, &self.cfg.account_id)?;
@@ -590,7 +595,7 @@ impl Service {
             next.tags.insert(k.clone(), v.clone());
         }
         if next.tags.len() > TAGS_PER_STREAM_MAX {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Failed to add tags to stream {name} under account {} because a given stream cannot have more than {TAGS_PER_STREAM_MAX} tags associated with it.",
                 self.cfg.account_id
             )));
@@ -599,7 +604,7 @@ impl Service {
         Ok(())
     }
 
-    fn remove_tags(&self, name: &str, keys: &[String]) -> Result<(), ApiError> {
+    fn remove_tags(&self, name: &str, keys: &[String]) -> Result<(), ServiceError> {
         let mut st = self.state.lock();
         let s = self.find_active(&st, name)?;
         check_tag_chars(keys.iter(), "remove tags from", name, &self.cfg.account_id)?;
@@ -611,19 +616,22 @@ impl Service {
         Ok(())
     }
 
-    pub(crate) fn add_tags_to_stream(&self, req: AddTagsToStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn add_tags_to_stream(&self, req: AddTagsToStreamInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         self.add_tags(&name, &req.tags)?;
         Ok(Output::Empty)
     }
 
-    pub(crate) fn remove_tags_from_stream(&self, req: RemoveTagsFromStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn remove_tags_from_stream(
+        &self,
+        req: RemoveTagsFromStreamInput,
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         self.remove_tags(&name, &req.tag_keys)?;
         Ok(Output::Empty)
     }
 
-    pub(crate) fn list_tags_for_stream(&self, req: ListTagsForStreamInput) -> Result<Output, ApiError> {
+    pub(crate) fn list_tags_for_stream(&self, req: ListTagsForStreamInput) -> Result<Output, ServiceError> {
         let s = self.find(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let limit = req.limit.unwrap_or(LIST_TAGS_PAGE_DEFAULT) as usize;
         let mut tags = Vec::new();
@@ -641,17 +649,17 @@ impl Service {
     }
 
     /// What a ResourceARN names: a stream, or one of its consumers (AWS tags both).
-    fn resource(&self, arn: &str) -> Result<Resource, ApiError> {
+    fn resource(&self, arn: &str) -> Result<Resource, ServiceError> {
         if arn.contains("/consumer/") {
             let arn = ConsumerArn::parse(arn)
-                .ok_or_else(|| ApiError::invalid_argument(ConsumerArn::malformed(arn)))?;
+                .ok_or_else(|| ServiceError::invalid_argument(ConsumerArn::malformed(arn)))?;
             let st = self.state.lock();
             let (s, c) = self.find_consumer(&st, None, None, Some(&arn))?;
             return Ok(Resource::Consumer { stream: s.name.clone(), name: c.name, created_ms: c.created_ms });
         }
         match StreamArn::parse(arn) {
             Some(a) => Ok(Resource::Stream(self.resolve_name(None, Some(&a))?)),
-            None => Err(ApiError::invalid_argument(format!(
+            None => Err(ServiceError::invalid_argument(format!(
                 "ResourceARN {arn} is not a stream ARN: expected arn:aws:kinesis:<region>:<account>:stream/<name>."
             ))),
         }
@@ -659,10 +667,10 @@ impl Service {
 
     /// The stream a resource-policy ResourceARN names. AWS also attaches policies to consumers;
     /// kinesin keeps policies on streams only, so a consumer ARN is refused in words that say so.
-    fn resource_stream(&self, arn: &str) -> Result<String, ApiError> {
+    fn resource_stream(&self, arn: &str) -> Result<String, ServiceError> {
         match self.resource(arn)? {
             Resource::Stream(name) => Ok(name),
-            Resource::Consumer { .. } => Err(ApiError::invalid_argument(format!(
+            Resource::Consumer { .. } => Err(ServiceError::invalid_argument(format!(
                 "ResourceARN {arn} names a consumer: kinesin keeps resource policies on streams only; use the stream's ARN."
             ))),
         }
@@ -674,14 +682,14 @@ impl Service {
         stream: &str,
         name: &str,
         created_ms: i64,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
         let mut st = self.state.lock();
         let s = st.streams.get(stream).cloned().ok_or_else(|| self.not_found(stream))?;
         let mut next = (*s).clone();
         let c = next.consumers.iter_mut().find(|c| c.name == name && c.created_ms == created_ms).ok_or_else(
             || {
-                ApiError::new(
+                ServiceError::new(
                     ErrorKind::ResourceNotFound,
                     format!(
                         "Consumer {name} under stream {stream} under account {} not found.",
@@ -695,7 +703,7 @@ impl Service {
         Ok(())
     }
 
-    pub(crate) fn tag_resource(&self, req: TagResourceInput) -> Result<Output, ApiError> {
+    pub(crate) fn tag_resource(&self, req: TagResourceInput) -> Result<Output, ServiceError> {
         match self.resource(&req.resource_arn)? {
             Resource::Stream(name) => self.add_tags(&name, &req.tags)?,
             Resource::Consumer { stream, name, created_ms } => {
@@ -705,7 +713,7 @@ impl Service {
                     let mut next = tags.clone();
                     next.extend(req.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
                     if next.len() > TAGS_PER_CONSUMER_MAX {
-                        return Err(ApiError::invalid_argument(format!(
+                        return Err(ServiceError::invalid_argument(format!(
                             "Failed to add tags to consumer {name} of stream {stream} under account {account} because a given consumer cannot have more than {TAGS_PER_CONSUMER_MAX} tags associated with it."
                         )));
                     }
@@ -717,7 +725,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn untag_resource(&self, req: UntagResourceInput) -> Result<Output, ApiError> {
+    pub(crate) fn untag_resource(&self, req: UntagResourceInput) -> Result<Output, ServiceError> {
         match self.resource(&req.resource_arn)? {
             Resource::Stream(name) => self.remove_tags(&name, &req.tag_keys)?,
             Resource::Consumer { stream, name, created_ms } => {
@@ -733,7 +741,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn list_tags_for_resource(&self, req: ResourceArnInput) -> Result<Output, ApiError> {
+    pub(crate) fn list_tags_for_resource(&self, req: ResourceArnInput) -> Result<Output, ServiceError> {
         let tags = match self.resource(&req.resource_arn)? {
             Resource::Stream(name) => self.find(Some(&name), None)?.tags.clone(),
             Resource::Consumer { stream, name, created_ms } => {
@@ -786,7 +794,7 @@ impl Service {
     pub(crate) fn update_account_settings(
         &self,
         req: UpdateAccountSettingsInput,
-    ) -> Result<Output, ApiError> {
+    ) -> Result<Output, ServiceError> {
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let mut settings = st.settings.clone();
@@ -800,7 +808,7 @@ impl Service {
             _ => {
                 if let Some(start) = settings.billing_commitment_enabled_ms {
                     if now < start + BILLING_COMMITMENT_MIN_MS {
-                        return Err(ApiError::invalid_argument(format!(
+                        return Err(ServiceError::invalid_argument(format!(
                             "The minimum throughput billing commitment cannot end before its earliest allowed end ({}); retry after then.",
                             crate::time::amz_utc_string(start + BILLING_COMMITMENT_MIN_MS)
                         )));
@@ -817,9 +825,12 @@ impl Service {
         Ok(Output::AccountSettings { minimum_throughput_billing_commitment: self.billing_out(&st) })
     }
 
-    pub(crate) fn update_max_record_size(&self, req: UpdateMaxRecordSizeInput) -> Result<Output, ApiError> {
+    pub(crate) fn update_max_record_size(
+        &self,
+        req: UpdateMaxRecordSizeInput,
+    ) -> Result<Output, ServiceError> {
         let Some(arn) = req.stream_arn.as_ref() else {
-            return Err(ApiError::invalid_argument("StreamARN is required for UpdateMaxRecordSize."));
+            return Err(ServiceError::invalid_argument("StreamARN is required for UpdateMaxRecordSize."));
         };
         let name = self.resolve_name(None, Some(arn))?;
         let mut st = self.state.lock();
@@ -834,7 +845,7 @@ impl Service {
         &self,
         req: EnhancedMonitoringInput,
         enable: bool,
-    ) -> Result<Output, ApiError> {
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
@@ -866,15 +877,15 @@ impl Service {
         })
     }
 
-    pub(crate) fn put_resource_policy(&self, req: PutResourcePolicyInput) -> Result<Output, ApiError> {
+    pub(crate) fn put_resource_policy(&self, req: PutResourcePolicyInput) -> Result<Output, ServiceError> {
         let name = self.resource_stream(&req.resource_arn)?;
         let doc: serde_json::Value = serde_json::from_str(&req.policy).map_err(|e| {
-            ApiError::invalid_argument(format!(
+            ServiceError::invalid_argument(format!(
                 "The policy is not valid JSON ({e}); send an IAM policy document."
             ))
         })?;
         if !doc.get("Statement").is_some_and(|s| s.is_array() || s.is_object()) {
-            return Err(ApiError::invalid_argument(
+            return Err(ServiceError::invalid_argument(
                 "The policy has no Statement; a resource policy needs at least one statement.",
             ));
         }
@@ -886,18 +897,18 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn get_resource_policy(&self, req: ResourceArnInput) -> Result<Output, ApiError> {
+    pub(crate) fn get_resource_policy(&self, req: ResourceArnInput) -> Result<Output, ServiceError> {
         let name = self.resource_stream(&req.resource_arn)?;
         let s = self.find(Some(&name), None)?;
         Ok(Output::GetResourcePolicy { policy: s.policy.clone().unwrap_or_else(|| "{}".into()) })
     }
 
-    pub(crate) fn delete_resource_policy(&self, req: ResourceArnInput) -> Result<Output, ApiError> {
+    pub(crate) fn delete_resource_policy(&self, req: ResourceArnInput) -> Result<Output, ServiceError> {
         let name = self.resource_stream(&req.resource_arn)?;
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         if s.policy.is_none() {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceNotFound,
                 format!("No resource policy found for resource ARN {}.", req.resource_arn),
             ));
@@ -933,7 +944,7 @@ fn check_tag_chars<'a>(
     action: &str,
     stream: &str,
     account: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), ServiceError> {
     let ok = |c: char| {
         c.is_ascii_alphanumeric()
             || matches!(c, '_' | '.' | '/' | '=' | '+' | '-' | ' ' | '@' | ':' | '%')
@@ -942,12 +953,12 @@ fn check_tag_chars<'a>(
     };
     let items: Vec<&String> = items.collect();
     if items.iter().any(|s| !s.chars().all(ok)) {
-        return Err(ApiError::invalid_argument(
+        return Err(ServiceError::invalid_argument(
             "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.",
         ));
     }
     if items.iter().any(|s| s.contains('%')) {
-        return Err(ApiError::invalid_argument(format!(
+        return Err(ServiceError::invalid_argument(format!(
             "Failed to {action} stream {stream} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
         )));
     }
@@ -981,27 +992,26 @@ const FILTER_KINDS: [(FilterKind, &str); 6] = [
     (FilterKind::FromTimestamp, "FROM_TIMESTAMP"),
 ];
 
-fn check_filter(f: &ShardFilter) -> Result<Filter, ApiError> {
-    let kind = FILTER_KINDS
-        .iter()
-        .find(|(_, n)| *n == f.r#type)
-        .map(|(k, _)| *k)
-        .ok_or_else(|| ApiError::invalid_argument(format!("Unknown ShardFilter type {}.", f.r#type)))?;
+fn check_filter(f: &ShardFilter) -> Result<Filter, ServiceError> {
+    let kind =
+        FILTER_KINDS.iter().find(|(_, n)| *n == f.r#type).map(|(k, _)| *k).ok_or_else(|| {
+            ServiceError::invalid_argument(format!("Unknown ShardFilter type {}.", f.r#type))
+        })?;
     let shard = match (&f.shard_id, kind) {
         (Some(id), FilterKind::AfterShardId) => {
             Some(ShardId::parse_lenient(id).map(|s| s.0).ok_or_else(|| {
-                ApiError::invalid_argument(format!(
+                ServiceError::invalid_argument(format!(
                     "ShardId {id} in the ShardFilter is not a shard id such as shardId-000000000000."
                 ))
             })?)
         }
         (None, FilterKind::AfterShardId) => {
-            return Err(ApiError::invalid_argument(
+            return Err(ServiceError::invalid_argument(
                 "ShardId must be specified for ShardFilter type AFTER_SHARD_ID.",
             ))
         }
         (Some(_), _) => {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "ShardId can only be specified with ShardFilter type AFTER_SHARD_ID, not {}.",
                 f.r#type
             )))
@@ -1012,13 +1022,13 @@ fn check_filter(f: &ShardFilter) -> Result<Filter, ApiError> {
     let timestamp_ms = match (f.timestamp, needs_ts) {
         (Some(t), true) => Some(t.0),
         (None, true) => {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Timestamp must be specified for ShardFilter type {}.",
                 f.r#type
             )))
         }
         (Some(_), false) => {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
             "Timestamp can only be specified with ShardFilter types AT_TIMESTAMP and FROM_TIMESTAMP, not {}.",
             f.r#type
         )))

@@ -6,9 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::future::join_all;
 
+use crate::error::ServiceError;
 use kinesin_log::{LogError, LogId, RecordIn, StoredRecord};
 use kinesin_wire::error::echo;
-use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::error::ErrorKind;
 use kinesin_wire::ids::{HashKey, HashKeyError, SeqError, SequenceNumber, ShardId};
 use kinesin_wire::ops::*;
 use kinesin_wire::token::ShardIteratorToken;
@@ -47,21 +48,21 @@ impl Service {
         ehk: Option<&str>,
         data: Bytes,
         path: &str,
-    ) -> Result<Routed, ApiError> {
+    ) -> Result<Routed, ServiceError> {
         let Some(pk) = pk else {
-            return Err(ApiError::validation(format!(
+            return Err(ServiceError::validation(format!(
                 "1 validation error detected: Value null at '{path}partitionKey' failed to satisfy constraint: Member must not be null"
             )));
         };
         let limit = (s.max_record_size_kib as usize) * 1024;
         if data.len() > limit {
-            return Err(ApiError::validation(format!(
+            return Err(ServiceError::validation(format!(
                 "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]' at '{path}data' failed to satisfy constraint: Member must have length less than or equal to {limit}",
                 n = data.len()
             )));
         }
         if data.len() + pk.len() > limit {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Record size (data + partition key) of {} bytes exceeds the maximum record size of {limit} bytes of stream {} (MaxRecordSizeInKiB {}). Send smaller records or raise it with UpdateMaxRecordSize.",
                 data.len() + pk.len(),
                 s.name,
@@ -70,11 +71,11 @@ impl Service {
         }
         let key = match ehk {
             Some(k) => HashKey::parse(k).map_err(|e| match e {
-                HashKeyError::OutOfRange => ApiError::invalid_argument(format!(
+                HashKeyError::OutOfRange => ServiceError::invalid_argument(format!(
                     "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {}",
                     echo(k)
                 )),
-                _ => ApiError::validation(format!(
+                _ => ServiceError::validation(format!(
                     "1 validation error detected: Value '{}' at '{path}explicitHashKey' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
                     echo(k)
                 )),
@@ -83,7 +84,7 @@ impl Service {
         };
         let shard =
             s.shards.iter().position(|sh| sh.is_open() && sh.range().contains(key)).ok_or_else(|| {
-                ApiError::internal(format!("No open shard of stream {} holds hash key {key}.", s.name))
+                ServiceError::internal(format!("No open shard of stream {} holds hash key {key}.", s.name))
             })?;
         Ok(Routed { shard, pk, data })
     }
@@ -92,8 +93,8 @@ impl Service {
     /// they routed to (each retry waits for the reshard's commit).
     const ROUTE_ATTEMPTS_MAX: usize = 1000;
 
-    fn throttled(&self, s: &StreamMeta, sh: &ShardMeta) -> ApiError {
-        ApiError::new(
+    fn throttled(&self, s: &StreamMeta, sh: &ShardMeta) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ProvisionedThroughputExceeded,
             format!(
                 "Rate exceeded for shard {} in stream {} under account {}.",
@@ -104,14 +105,14 @@ impl Service {
         )
     }
 
-    fn closing_too_long(s: &StreamMeta) -> ApiError {
-        ApiError::internal(format!(
+    fn closing_too_long(s: &StreamMeta) -> ServiceError {
+        ServiceError::internal(format!(
             "Stream {} kept resharding while the records were routed; nothing was stored. Retry.",
             s.name
         ))
     }
 
-    pub(crate) async fn put_record(&self, req: PutRecordInput) -> Result<Output, ApiError> {
+    pub(crate) async fn put_record(&self, req: PutRecordInput) -> Result<Output, ServiceError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -130,7 +131,7 @@ impl Service {
                 let ok = SequenceNumber::parse_for_ordering(seq)
                     .is_ok_and(|o| o.arrival_secs.is_none_or(|secs| secs <= now_secs));
                 if !ok {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Err(ServiceError::invalid_argument(format!(
                         "ExclusiveMinimumSequenceNumber {seq} used in PutRecord on stream {} under account {} is invalid.",
                         s.name, self.cfg.account_id
                     )));
@@ -182,7 +183,7 @@ impl Service {
         }
     }
 
-    pub(crate) async fn put_records(&self, req: PutRecordsInput) -> Result<Output, ApiError> {
+    pub(crate) async fn put_records(&self, req: PutRecordsInput) -> Result<Output, ServiceError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -202,7 +203,7 @@ impl Service {
                 )?);
             }
             if total > PUT_RECORDS_BYTES_MAX {
-                return Err(ApiError::invalid_argument(format!(
+                return Err(ServiceError::invalid_argument(format!(
                     "Records of this PutRecords request total {total} bytes of data and partition keys, more than the limit of {PUT_RECORDS_BYTES_MAX} bytes. Split them into smaller requests."
                 )));
             }
@@ -344,8 +345,8 @@ impl Service {
         }
     }
 
-    pub(crate) fn shard_not_found(&self, stream: &str, id: ShardId) -> ApiError {
-        ApiError::new(
+    pub(crate) fn shard_not_found(&self, stream: &str, id: ShardId) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ResourceNotFound,
             format!(
                 "Shard {id} in stream {} under account {} does not exist",
@@ -355,11 +356,14 @@ impl Service {
         )
     }
 
-    pub(crate) async fn get_shard_iterator(&self, req: GetShardIteratorInput) -> Result<Output, ApiError> {
+    pub(crate) async fn get_shard_iterator(
+        &self,
+        req: GetShardIteratorInput,
+    ) -> Result<Output, ServiceError> {
         use ShardIteratorType::*;
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let Some(id) = ShardId::parse_lenient(&req.shard_id) else {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ResourceNotFound,
                 format!(
                     "Could not find shard {} in stream {} under account {}.",
@@ -380,7 +384,7 @@ impl Service {
         let kind = req.shard_iterator_type;
         let position = match (kind, &req.starting_sequence_number) {
             (TrimHorizon | Latest, Some(_)) | (AtSequenceNumber | AfterSequenceNumber, None) => {
-                return Err(ApiError::invalid_argument(format!(
+                return Err(ServiceError::invalid_argument(format!(
                     "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {kind} and {} StartingSequenceNumber.",
                     if req.starting_sequence_number.is_some() { "also a" } else { "no" }
                 )))
@@ -389,12 +393,12 @@ impl Service {
             (Latest, None) => self.log.tip(log).map_err(|e| read_failure(&s, sh, &e))?,
             (AtTimestamp, _) => {
                 let Some(ts) = req.timestamp else {
-                    return Err(ApiError::invalid_argument(
+                    return Err(ServiceError::invalid_argument(
                         "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
                     ));
                 };
                 if ts.0 > now {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Err(ServiceError::invalid_argument(format!(
                         "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {}, currentTimestampInMillis: {now}",
                         ts.0
                     )));
@@ -403,23 +407,23 @@ impl Service {
             }
             (AtSequenceNumber | AfterSequenceNumber, Some(seq_text)) => {
                 let seq = SequenceNumber::parse(seq_text).map_err(|e| match e {
-                    SeqError::Malformed => ApiError::validation(format!(
+                    SeqError::Malformed => ServiceError::validation(format!(
                         "1 validation error detected: Value '{}' at 'startingSequenceNumber' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})",
                         echo(seq_text)
                     )),
-                    _ => ApiError::invalid_argument(format!(
+                    _ => ServiceError::invalid_argument(format!(
                         "StartingSequenceNumber {seq_text} used in GetShardIterator on shard {id} in stream {} under account {} is invalid.",
                         s.name, self.cfg.account_id
                     )),
                 })?;
                 if seq.shard_index != id.0 {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Err(ServiceError::invalid_argument(format!(
                         "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {id}",
                         ShardId(seq.shard_index)
                     )));
                 }
                 if seq.shard_create_secs != sh.create_secs() {
-                    return Err(ApiError::invalid_argument(format!(
+                    return Err(ServiceError::invalid_argument(format!(
                         "StartingSequenceNumber {seq_text} used in GetShardIterator on shard {id} in stream {} under account {} is invalid because it did not come from this stream.",
                         s.name, self.cfg.account_id
                     )));
@@ -448,13 +452,13 @@ impl Service {
         Ok(Output::GetShardIterator { shard_iterator: token.seal(&self.token_key) })
     }
 
-    pub(crate) async fn get_records(&self, req: GetRecordsInput) -> Result<Output, ApiError> {
+    pub(crate) async fn get_records(&self, req: GetRecordsInput) -> Result<Output, ServiceError> {
         let started = Instant::now();
         let now = self.clock.now_ms();
         let it = ShardIteratorToken::open(&req.shard_iterator, &self.token_key)
-            .map_err(|_| ApiError::invalid_argument("Invalid ShardIterator."))?;
+            .map_err(|_| ServiceError::invalid_argument("Invalid ShardIterator."))?;
         if now - it.issued_ms > TOKEN_LIFETIME_MS {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::ExpiredIterator,
                 format!(
                     "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {TOKEN_LIFETIME_MS} milliseconds.",
@@ -473,8 +477,9 @@ impl Service {
                 }
             }
         };
-        let sh =
-            s.shard(it.shard_index).ok_or_else(|| ApiError::invalid_argument("Invalid ShardIterator."))?;
+        let sh = s
+            .shard(it.shard_index)
+            .ok_or_else(|| ServiceError::invalid_argument("Invalid ShardIterator."))?;
         if req.dry_run == Some(true) {
             return Err(dry_run());
         }
@@ -574,32 +579,32 @@ pub(crate) fn child_shards(s: &StreamMeta, sh: &ShardMeta) -> Vec<ChildShardOut>
         .collect()
 }
 
-fn dry_run() -> ApiError {
-    ApiError::new(ErrorKind::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
+fn dry_run() -> ServiceError {
+    ServiceError::new(ErrorKind::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
 }
 
-fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+fn append_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ServiceError {
     tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "append failed");
     match e {
-        LogError::NotFound(_) => ApiError::new(
+        LogError::NotFound(_) => ServiceError::new(
             ErrorKind::ResourceNotFound,
             format!("Stream {} is being deleted; shard {} takes no more records.", s.name, sh.id()),
         ),
-        full if full.is_storage_full() => ApiError::new(
+        full if full.is_storage_full() => ServiceError::new(
             ErrorKind::InternalFailure,
             format!(
                 "The disk holding the data directory is full ({full}); nothing was acknowledged and \
                  nothing stored was harmed. Free space on that disk and retry."
             ),
         ),
-        other => ApiError::new(
+        other => ServiceError::new(
             ErrorKind::InternalFailure,
             format!("The record could not be stored durably ({other}); nothing was acknowledged. Retry."),
         ),
     }
 }
 
-fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ApiError {
+fn read_failure(s: &StreamMeta, sh: &ShardMeta, e: &LogError) -> ServiceError {
     tracing::error!(stream = %s.name, shard = %sh.id(), error = %e, "read failed");
-    ApiError::internal(format!("Reading shard {} of stream {} failed ({e}). Retry.", sh.id(), s.name))
+    ServiceError::internal(format!("Reading shard {} of stream {} failed ({e}). Retry.", sh.id(), s.name))
 }

@@ -24,8 +24,9 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ServiceError;
 use kinesin_log::{BatchKey, BatchKeys, DATA_KEY_LEN};
-use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::error::ErrorKind;
 use kinesin_wire::ops::{Output, StreamEncryptionInput};
 
 use crate::meta::{StreamMeta, StreamStatus};
@@ -165,7 +166,7 @@ pub struct Kms {
 struct KeyCache {
     capacity: usize,
     /// Key → (value, last use).
-    entries: HashMap<(u64, u32), (Result<BatchKey, ApiError>, u64)>,
+    entries: HashMap<(u64, u32), (Result<BatchKey, ServiceError>, u64)>,
     tick: u64,
 }
 
@@ -174,14 +175,14 @@ impl KeyCache {
         KeyCache { capacity: capacity.max(1), entries: HashMap::new(), tick: 0 }
     }
 
-    fn get(&mut self, key: (u64, u32)) -> Option<Result<BatchKey, ApiError>> {
+    fn get(&mut self, key: (u64, u32)) -> Option<Result<BatchKey, ServiceError>> {
         self.tick += 1;
         let (value, used) = self.entries.get_mut(&key)?;
         *used = self.tick;
         Some(value.clone())
     }
 
-    fn insert(&mut self, key: (u64, u32), value: Result<BatchKey, ApiError>) {
+    fn insert(&mut self, key: (u64, u32), value: Result<BatchKey, ServiceError>) {
         self.tick += 1;
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             // A scan, but only on a miss with a full cache: misses are one per stream and
@@ -310,7 +311,7 @@ impl Kms {
     }
 
     /// The key a KeyId names, in any form AWS accepts: key id, key ARN, alias name, alias ARN.
-    pub fn resolve(&self, key_id: &str) -> Result<&MasterKey, ApiError> {
+    pub fn resolve(&self, key_id: &str) -> Result<&MasterKey, ServiceError> {
         let found = if let Some(rest) = key_id.strip_prefix("arn:") {
             // arn:<partition>:kms:<region>:<account>:key/<id> | alias/<name>
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
@@ -329,7 +330,7 @@ impl Kms {
             self.keys.iter().find(|k| k.id == key_id)
         };
         found.ok_or_else(|| {
-            ApiError::new(
+            ServiceError::new(
                 ErrorKind::KmsNotFound,
                 format!(
                     "Invalid keyId '{key_id}': no such KMS key or alias in kinesin's keyring. Use a key id, key ARN, alias name (alias/...) or alias ARN of a key in --kms-keyring / KINESIN_KMS_KEYS, or {AWS_MANAGED_ALIAS}."
@@ -343,22 +344,22 @@ impl Kms {
     }
 
     /// The master key's material if it may be used now, else the KMS exception AWS answers.
-    fn usable<'a>(&self, key: &'a MasterKey) -> Result<&'a LessSafeKey, ApiError> {
+    fn usable<'a>(&self, key: &'a MasterKey) -> Result<&'a LessSafeKey, ServiceError> {
         match (&key.state, &key.material) {
             (KeyState::Enabled, Some(material)) => Ok(material),
-            (KeyState::Enabled, None) => Err(ApiError::new(
+            (KeyState::Enabled, None) => Err(ServiceError::new(
                 ErrorKind::KmsInvalidState,
                 format!("{} has no key material in kinesin's keyring (material or material_file); add it and restart kinesin.", key.arn),
             )),
-            (KeyState::Disabled, _) => Err(ApiError::new(
+            (KeyState::Disabled, _) => Err(ServiceError::new(
                 ErrorKind::KmsDisabled,
                 format!("{} is disabled. Set enabled = true for this key in kinesin's keyring and restart kinesin.", key.arn),
             )),
-            (KeyState::Invalid(state), _) => Err(ApiError::new(
+            (KeyState::Invalid(state), _) => Err(ServiceError::new(
                 ErrorKind::KmsInvalidState,
                 format!("{} is {state}. Set state = \"Enabled\" for this key in kinesin's keyring and restart kinesin.", key.arn),
             )),
-            (KeyState::Denied, _) => Err(ApiError::new(
+            (KeyState::Denied, _) => Err(ServiceError::new(
                 ErrorKind::KmsAccessDenied,
                 format!("kinesin is not allowed to use {} (deny = true in its keyring). Remove deny and restart kinesin.", key.arn),
             )),
@@ -372,7 +373,7 @@ impl Kms {
         incarnation: u64,
         generation: u32,
         now: i64,
-    ) -> Result<DataKeyMeta, ApiError> {
+    ) -> Result<DataKeyMeta, ServiceError> {
         let material = self.usable(master)?;
         let data_key = random_bytes::<DATA_KEY_LEN>();
         let wrapped = wrap(material, &data_key, &wrap_aad(incarnation, generation, &master.id));
@@ -387,14 +388,14 @@ impl Kms {
     }
 
     /// The data key of one generation of a stream, unwrapped (cached).
-    pub(crate) fn data_key(&self, s: &StreamMeta, generation: u32) -> Result<BatchKey, ApiError> {
+    pub(crate) fn data_key(&self, s: &StreamMeta, generation: u32) -> Result<BatchKey, ServiceError> {
         if let Some(hit) = self.cache.lock().get((s.incarnation, generation)) {
             return hit;
         }
         let Some(meta) = s.encryption.data_keys.iter().find(|d| d.generation == generation) else {
             // Not cached: a reader holding an older snapshot of the stream may meet a batch of
             // a generation committed after it took the snapshot.
-            return Err(ApiError::internal(format!(
+            return Err(ServiceError::internal(format!(
                 "Stream {} has records encrypted with data key generation {generation}, which its metadata does not hold (yet). Retry.",
                 s.name
             )));
@@ -404,10 +405,10 @@ impl Kms {
         result
     }
 
-    fn unwrap_data_key(&self, s: &StreamMeta, meta: &DataKeyMeta) -> Result<BatchKey, ApiError> {
+    fn unwrap_data_key(&self, s: &StreamMeta, meta: &DataKeyMeta) -> Result<BatchKey, ServiceError> {
         let generation = meta.generation;
         let Some(master) = self.by_id(&meta.master_key_id) else {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::KmsNotFound,
                 format!(
                     "The KMS key {} that encrypts records of stream {} is not in kinesin's keyring. Put it back (same id and material) and restart kinesin.",
@@ -425,14 +426,14 @@ impl Kms {
                 "the metadata document of stream {} (metadata store) holds a damaged wrapped data key for generation {generation}: {why}",
                 s.name
             );
-            ApiError::internal(format!(
+            ServiceError::internal(format!(
                 "The stored data key of stream {} (generation {generation}) is damaged; the server log has the details.",
                 s.name
             ))
         })?;
         let aad = wrap_aad(s.incarnation, generation, &master.id);
         let data_key = unwrap(material, &wrapped, &aad).ok_or_else(|| {
-            ApiError::new(
+            ServiceError::new(
                 ErrorKind::KmsInvalidState,
                 format!(
                     "The data key of stream {} (generation {generation}) does not unwrap with {}: the key material in kinesin's keyring is not the material it was wrapped with. Restore the original material and restart kinesin.",
@@ -444,12 +445,15 @@ impl Kms {
     }
 
     /// The key new batches of the stream are sealed with, or `None` if encryption is off.
-    pub(crate) fn write_key(&self, s: &StreamMeta) -> Result<Option<BatchKey>, ApiError> {
+    pub(crate) fn write_key(&self, s: &StreamMeta) -> Result<Option<BatchKey>, ServiceError> {
         if s.encryption_key_id.is_none() {
             return Ok(None);
         }
         let Some(current) = s.encryption.data_keys.last() else {
-            return Err(ApiError::internal(format!("Stream {} is encrypted but has no data key.", s.name)));
+            return Err(ServiceError::internal(format!(
+                "Stream {} is encrypted but has no data key.",
+                s.name
+            )));
         };
         self.data_key(s, current.generation).map(Some)
     }
@@ -474,20 +478,20 @@ impl BatchKeys for StreamKeys<'_> {
 
 impl StreamKeys<'_> {
     /// What a read that met a batch of `generation` without its key answers.
-    pub(crate) fn error(&self, generation: u32) -> ApiError {
+    pub(crate) fn error(&self, generation: u32) -> ServiceError {
         match self.kms.data_key(self.stream, generation) {
             Err(e) => e,
-            Ok(_) => ApiError::internal("the data key became available; retry"),
+            Ok(_) => ServiceError::internal("the data key became available; retry"),
         }
     }
 }
 
 /// The read error for a log error: KMS exceptions for unavailable keys, an internal failure
 /// (never the data) for a batch that fails its authentication.
-pub(crate) fn read_error(keys: &StreamKeys<'_>, e: &kinesin_log::LogError) -> Option<ApiError> {
+pub(crate) fn read_error(keys: &StreamKeys<'_>, e: &kinesin_log::LogError) -> Option<ServiceError> {
     match e {
         kinesin_log::LogError::KeyUnavailable { generation, .. } => Some(keys.error(*generation)),
-        kinesin_log::LogError::Unauthentic { .. } => Some(ApiError::internal(format!(
+        kinesin_log::LogError::Unauthentic { .. } => Some(ServiceError::internal(format!(
             "Stored records of stream {} failed their integrity check (changed on disk) and are not served: {e}",
             keys.stream.name
         ))),
@@ -616,10 +620,10 @@ fn make_managed_key(path: &Path) -> std::io::Result<()> {
 }
 
 impl Service {
-    fn encryption_rate(&self, s: &StreamMeta, now: i64) -> Result<Vec<i64>, ApiError> {
+    fn encryption_rate(&self, s: &StreamMeta, now: i64) -> Result<Vec<i64>, ServiceError> {
         let recent: Vec<i64> = s.encryption.changes_ms.iter().copied().filter(|t| now - t < DAY_MS).collect();
         if recent.len() >= ENCRYPTION_CHANGES_PER_DAY {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "Stream {} under account {} has already changed its encryption {ENCRYPTION_CHANGES_PER_DAY} times in the last 24 hours, the limit. Retry after {}.",
@@ -632,16 +636,16 @@ impl Service {
         Ok(recent)
     }
 
-    fn check_kms_type(encryption_type: &str) -> Result<(), ApiError> {
+    fn check_kms_type(encryption_type: &str) -> Result<(), ServiceError> {
         if encryption_type != "KMS" {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "EncryptionType {encryption_type} is not valid here: the only encryption type is KMS."
             )));
         }
         Ok(())
     }
 
-    pub(crate) fn start_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
+    pub(crate) fn start_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ServiceError> {
         Self::check_kms_type(&req.encryption_type)?;
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
@@ -657,7 +661,7 @@ impl Service {
             Some(generation) => generation,
             None => {
                 if next.encryption.data_keys.len() >= DATA_KEY_GENERATIONS_MAX {
-                    return Err(ApiError::new(
+                    return Err(ServiceError::new(
                         ErrorKind::LimitExceeded,
                         format!("Stream {name} already has {DATA_KEY_GENERATIONS_MAX} data key generations, the most one stream keeps."),
                     ));
@@ -680,14 +684,14 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn stop_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ApiError> {
+    pub(crate) fn stop_stream_encryption(&self, req: StreamEncryptionInput) -> Result<Output, ServiceError> {
         Self::check_kms_type(&req.encryption_type)?;
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         let Some(current) = s.encryption_key_id.clone() else {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Stream {name} under account {} is not encrypted; there is no encryption to stop.",
                 self.cfg.account_id
             )));
@@ -698,7 +702,7 @@ impl Service {
             || self.kms.resolve(&req.key_id).ok().map(|k| k.id.as_str()) == current_master
                 && current_master.is_some();
         if !same {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "KeyId {} does not match the key stream {name} is encrypted with ({current}). Pass that KeyId to StopStreamEncryption.",
                 req.key_id
             )));

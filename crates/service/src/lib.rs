@@ -25,9 +25,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::error::ServiceError;
 use kinesin_log::{Durability, Log, LogConfig, LogId};
 use kinesin_wire::error::echo;
-use kinesin_wire::error::{ApiError, ErrorKind};
+use kinesin_wire::error::ErrorKind;
 use kinesin_wire::ids::StreamArn;
 use kinesin_wire::ops::Output;
 use kinesin_wire::request::Request;
@@ -244,7 +245,7 @@ impl Service {
     /// Runs one request: the service's one entry point. Control-plane requests commit metadata
     /// synchronously (an fsync), so the caller runs them where blocking is allowed; data-plane
     /// requests never block a runtime worker on the stream table.
-    pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, ApiError> {
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, ServiceError> {
         let op = req.op();
         if op.is_data_plane() {
             // Data-plane calls never block a runtime worker on the stream table (a reshard may
@@ -446,8 +447,8 @@ impl Service {
         StreamArn::new(&self.cfg.region, &self.cfg.account_id, name)
     }
 
-    pub(crate) fn not_found(&self, name: &str) -> ApiError {
-        ApiError::new(
+    pub(crate) fn not_found(&self, name: &str) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ResourceNotFound,
             format!("Stream {} under account {} not found.", echo(name), self.cfg.account_id),
         )
@@ -458,23 +459,23 @@ impl Service {
         &self,
         name: Option<&str>,
         arn: Option<&StreamArn>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, ServiceError> {
         match (name, arn) {
-            (None, None) => Err(ApiError::invalid_argument(
+            (None, None) => Err(ServiceError::invalid_argument(
                 "Either StreamName or StreamARN must be provided to identify the stream.",
             )),
             (Some(n), None) => Ok(n.to_string()),
             (n, Some(a)) => {
                 let (account, region, from_arn) = (a.account(), a.region(), a.name());
                 if account != self.cfg.account_id || region != self.cfg.region {
-                    return Err(ApiError::new(
+                    return Err(ServiceError::new(
                         ErrorKind::ResourceNotFound,
                         format!("Stream {} under account {} not found.", echo(from_arn), echo(account)),
                     ));
                 }
                 if let Some(n) = n {
                     if n != from_arn {
-                        return Err(ApiError::invalid_argument(format!(
+                        return Err(ServiceError::invalid_argument(format!(
                             "StreamName {} and StreamARN {} refer to different streams; give one of them or make them agree.",
                             echo(n),
                             echo(a.as_str())
@@ -491,7 +492,7 @@ impl Service {
         &self,
         name: Option<&str>,
         arn: Option<&StreamArn>,
-    ) -> Result<Arc<StreamMeta>, ApiError> {
+    ) -> Result<Arc<StreamMeta>, ServiceError> {
         let name = self.resolve_name(name, arn)?;
         self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))
     }
@@ -502,7 +503,7 @@ impl Service {
         &self,
         name: Option<&str>,
         arn: Option<&StreamArn>,
-    ) -> Result<Arc<StreamMeta>, ApiError> {
+    ) -> Result<Arc<StreamMeta>, ServiceError> {
         let name = self.resolve_name(name, arn)?;
         let s = self.lock_state().await.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         match s.status {
@@ -512,7 +513,7 @@ impl Service {
     }
 
     /// Commits `next` as the new version of its stream and publishes it.
-    pub(crate) fn save(&self, st: &mut State, next: StreamMeta) -> Result<Arc<StreamMeta>, ApiError> {
+    pub(crate) fn save(&self, st: &mut State, next: StreamMeta) -> Result<Arc<StreamMeta>, ServiceError> {
         self.store
             .commit(&Change { put_streams: &[&next], ..Default::default() })
             .map_err(|e| meta_failure(&e))?;
@@ -523,14 +524,14 @@ impl Service {
     }
 }
 
-pub(crate) fn meta_failure(e: &meta::MetaError) -> ApiError {
+pub(crate) fn meta_failure(e: &meta::MetaError) -> ServiceError {
     // The detail (the store's path, what failed) is for the server log, not the client.
     tracing::error!(error = %e, "metadata commit failed");
-    ApiError::internal("The server could not record the change durably. Nothing was changed; retry.")
+    ServiceError::internal("The server could not record the change durably. Nothing was changed; retry.")
 }
 
-fn not_yet(op: &str) -> ApiError {
-    ApiError::invalid_argument(format!(
+fn not_yet(op: &str) -> ServiceError {
+    ServiceError::invalid_argument(format!(
         "kinesin does not implement {op} yet. The operations it serves are listed in its README."
     ))
 }

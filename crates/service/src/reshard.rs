@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::ServiceError;
 use kinesin_log::LogId;
-use kinesin_wire::error::ApiError;
 use kinesin_wire::ids::{HashKey, HashKeyRange};
 
 use crate::meta::{
@@ -201,7 +201,7 @@ impl Service {
     }
 
     /// Closes gates and waits until no append is in flight in any of them.
-    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ApiError> {
+    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ServiceError> {
         let gates: Vec<Arc<Gate>> = log_ids.iter().map(|id| self.gate(*id)).collect();
         for g in &gates {
             g.closed.store(true, Ordering::SeqCst);
@@ -210,7 +210,7 @@ impl Service {
         while gates.iter().any(|g| g.inflight.load(Ordering::SeqCst) > 0) {
             if started.elapsed() > Duration::from_millis(CLOSE_DRAIN_MS_MAX) {
                 self.reopen_gates(log_ids);
-                return Err(ApiError::internal(
+                return Err(ServiceError::internal(
                     "Appends to the shards being closed did not finish in time; nothing was changed. Retry.",
                 ));
             }
@@ -248,7 +248,7 @@ impl Service {
         next: StreamMeta,
         counters: Counters,
         step: PendingStep,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         if self.cfg.update_stream_ms == 0 {
             self.commit_reshard(st, old, next, counters, false)?;
             return Ok(());
@@ -265,7 +265,7 @@ impl Service {
     /// Applies the steps waiting in `s.pending_reshard` and makes the stream ACTIVE. Closing the
     /// parents waits for their appends in flight, so only callers that may block a thread (the
     /// tick thread, control-plane calls) call this.
-    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ApiError> {
+    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         let mut next = s.clone();
         let mut counters = st.counters.clone();
@@ -310,7 +310,7 @@ impl Service {
         mut next: StreamMeta,
         counters: Counters,
         updating: bool,
-    ) -> Result<Arc<StreamMeta>, ApiError> {
+    ) -> Result<Arc<StreamMeta>, ServiceError> {
         let now = self.clock.now_ms();
         let first_new = old.next_shard_index();
         let was_open: HashMap<u32, u64> =
@@ -337,7 +337,7 @@ impl Service {
                     Ok(tip) => c.end_seq_index = tip,
                     Err(e) => {
                         undo(self);
-                        return Err(ApiError::internal(format!(
+                        return Err(ServiceError::internal(format!(
                             "Cannot read the end of shard {} ({e}); nothing was changed. Retry.",
                             sh.id()
                         )));
@@ -352,7 +352,7 @@ impl Service {
         if let Err(e) = self.log.create_many(&logs) {
             undo(self);
             tracing::error!(error = %e, "cannot create the new shards' logs");
-            return Err(ApiError::internal(format!(
+            return Err(ServiceError::internal(format!(
                 "The server could not create the new shards' logs ({e}). Nothing was changed; retry."
             )));
         }

@@ -1,7 +1,8 @@
 //! SplitShard, MergeShards, UpdateShardCount, UpdateStreamMode, control-plane call rates and
 //! on-demand scaling. The shard changes themselves are in `reshard`.
 
-use kinesin_wire::error::{ApiError, ErrorKind};
+use crate::error::ServiceError;
+use kinesin_wire::error::ErrorKind;
 use kinesin_wire::ids::{HashKey, ShardId};
 use kinesin_wire::ops::{
     MergeShardsInput, Output, SplitShardInput, UpdateShardCountInput, UpdateStreamModeInput,
@@ -25,13 +26,13 @@ pub const WARM_THROUGHPUT_MIBPS_MAX: i64 = 10_240;
 
 impl Service {
     /// Control-plane call rates per account (reference §3.8).
-    pub(crate) fn admit_control(&self, req: &Request) -> Result<(), ApiError> {
+    pub(crate) fn admit_control(&self, req: &Request) -> Result<(), ServiceError> {
         let op = req.op();
         if self.limiter.admit_control(op, self.clock.now_ms()) {
             return Ok(());
         }
         let stream = req.stream_name();
-        Err(ApiError::new(
+        Err(ServiceError::new(
             ErrorKind::LimitExceeded,
             match stream {
                 Some(s) => format!("Rate exceeded for stream {s} under account {}.", self.cfg.account_id),
@@ -40,21 +41,21 @@ impl Service {
         ))
     }
 
-    fn shard_missing(&self, stream: &str, shard: &str) -> ApiError {
-        ApiError::new(
+    fn shard_missing(&self, stream: &str, shard: &str) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ResourceNotFound,
             format!("Could not find shard {shard} in stream {stream} under account {}.", self.cfg.account_id),
         )
     }
 
-    fn provisioned_only(op: &str) -> ApiError {
-        ApiError::validation(format!(
+    fn provisioned_only(op: &str) -> ServiceError {
+        ServiceError::validation(format!(
             "{op} is only supported for data streams with the provisioned capacity mode."
         ))
     }
 
-    fn not_active(&self, s: &StreamMeta) -> ApiError {
-        ApiError::new(
+    fn not_active(&self, s: &StreamMeta) -> ServiceError {
+        ServiceError::new(
             ErrorKind::ResourceInUse,
             format!(
                 "Stream {} under account {} not ACTIVE, instead in state {}",
@@ -65,15 +66,15 @@ impl Service {
         )
     }
 
-    fn already_resharded(&self, s: &StreamMeta, id: ShardId) -> ApiError {
-        ApiError::invalid_argument(format!(
+    fn already_resharded(&self, s: &StreamMeta, id: ShardId) -> ServiceError {
+        ServiceError::invalid_argument(format!(
             "Shard {id} in stream {} under account {} has already been merged or split, and thus is not eligible for merging or splitting.",
             s.name, self.cfg.account_id
         ))
     }
 
-    fn shard_limit_error(&self, current: u64, additional: u64) -> ApiError {
-        ApiError::new(
+    fn shard_limit_error(&self, current: u64, additional: u64) -> ServiceError {
+        ServiceError::new(
             ErrorKind::LimitExceeded,
             format!(
                 "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {current}. Limit: {}. Number of additional shards that would have resulted from this request: {additional}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
@@ -83,7 +84,7 @@ impl Service {
     }
 
     /// The stream a resharding call names; not found in CREATING / DELETING.
-    fn reshard_target(&self, st: &State, name: &str) -> Result<std::sync::Arc<StreamMeta>, ApiError> {
+    fn reshard_target(&self, st: &State, name: &str) -> Result<std::sync::Arc<StreamMeta>, ServiceError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         if matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting) {
             return Err(self.not_found(name));
@@ -91,7 +92,7 @@ impl Service {
         Ok(s)
     }
 
-    pub(crate) fn split_shard(&self, req: SplitShardInput) -> Result<Output, ApiError> {
+    pub(crate) fn split_shard(&self, req: SplitShardInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let Some(id) = ShardId::parse_lenient(&req.shard_to_split) else {
             return Err(self.shard_missing(&name, &req.shard_to_split));
@@ -116,7 +117,7 @@ impl Service {
         // AWS (captured by kinesalite): strictly more than one past the start, less than the end.
         let inside = key.is_some_and(|k| k.0 > r.start.0.saturating_add(1) && k < r.end);
         if !inside {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "NewStartingHashKey {} used in SplitShard() on shard {id} in stream {name} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
                 req.new_starting_hash_key, self.cfg.account_id, sh.start_hash, sh.end_hash
             )));
@@ -141,18 +142,18 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    fn op_error(&self, s: &StreamMeta, e: OpError) -> ApiError {
+    fn op_error(&self, s: &StreamMeta, e: OpError) -> ServiceError {
         match e {
             OpError::NoSuchShard(i) => self.shard_missing(&s.name, &ShardId(i).to_string()),
             OpError::Closed(i) => self.already_resharded(s, ShardId(i)),
-            OpError::KeyOutside | OpError::NotAdjacent => ApiError::invalid_argument(format!(
+            OpError::KeyOutside | OpError::NotAdjacent => ServiceError::invalid_argument(format!(
                 "The resharding step on stream {} is not valid ({e:?}).",
                 s.name
             )),
         }
     }
 
-    pub(crate) fn merge_shards(&self, req: MergeShardsInput) -> Result<Output, ApiError> {
+    pub(crate) fn merge_shards(&self, req: MergeShardsInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let mut ids = [ShardId(0); 2];
         for (slot, text) in ids.iter_mut().zip([&req.shard_to_merge, &req.adjacent_shard_to_merge]) {
@@ -180,7 +181,7 @@ impl Service {
             _ => false,
         };
         if !adjacent || ids[0] == ids[1] {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
                 ids[0], ids[1], self.cfg.account_id
             )));
@@ -201,7 +202,7 @@ impl Service {
         Ok(Output::Empty)
     }
 
-    pub(crate) fn update_shard_count(&self, req: UpdateShardCountInput) -> Result<Output, ApiError> {
+    pub(crate) fn update_shard_count(&self, req: UpdateShardCountInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
@@ -215,7 +216,7 @@ impl Service {
         let current = s.open_shard_count();
         let target = req.target_shard_count.max(0) as u64;
         if target > current * 2 {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current} Target shard count: {target}"
@@ -223,7 +224,7 @@ impl Service {
             ));
         }
         if target * 2 < current {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: {current} Target shard count: {target}"
@@ -231,7 +232,7 @@ impl Service {
             ));
         }
         if target > STREAM_SHARDS_MAX {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "UpdateShardCount cannot scale stream {name} under account {} above {STREAM_SHARDS_MAX} shards. Target shard count: {target}",
@@ -242,7 +243,7 @@ impl Service {
         let recent: Vec<i64> = s.scalings_ms.iter().copied().filter(|t| now - t < DAY_MS).collect();
         if recent.len() >= self.cfg.scalings_per_day as usize {
             let retry = recent.iter().min().copied().unwrap_or(now) + DAY_MS;
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "Stream {name} under account {} has already been scaled {} times in the last 24 hours, the limit of UpdateShardCount calls per rolling 24 hours. Retry after {}.",
@@ -276,7 +277,7 @@ impl Service {
         Ok(answer)
     }
 
-    pub(crate) fn update_stream_mode(&self, req: UpdateStreamModeInput) -> Result<Output, ApiError> {
+    pub(crate) fn update_stream_mode(&self, req: UpdateStreamModeInput) -> Result<Output, ServiceError> {
         let name = self.resolve_name(None, Some(&req.stream_arn))?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
@@ -288,12 +289,12 @@ impl Service {
         if req.warm_throughput_mi_bps.is_some()
             && (mode != StreamMode::OnDemand || st.settings.billing_commitment_enabled_ms.is_none())
         {
-            return Err(ApiError::invalid_argument(
+            return Err(ServiceError::invalid_argument(
                 "WarmThroughputMiBps applies only when switching to ON_DEMAND in an account whose MinimumThroughputBillingCommitment is ENABLED (UpdateAccountSettings).",
             ));
         }
         if mode == s.mode {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "Stream {name} under account {} is already in {} mode.",
                 self.cfg.account_id,
                 mode.as_str()
@@ -301,7 +302,7 @@ impl Service {
         }
         let recent: Vec<i64> = s.mode_switches_ms.iter().copied().filter(|t| now - t < DAY_MS).collect();
         if recent.len() >= MODE_SWITCHES_PER_DAY {
-            return Err(ApiError::new(
+            return Err(ServiceError::new(
                 ErrorKind::LimitExceeded,
                 format!(
                     "Stream {name} under account {} has already switched capacity mode {MODE_SWITCHES_PER_DAY} times in the last 24 hours, the limit. Retry after {}.",
@@ -313,7 +314,7 @@ impl Service {
         if mode == StreamMode::OnDemand {
             let on_demand = st.streams.values().filter(|x| x.mode == StreamMode::OnDemand).count() as u64;
             if on_demand >= self.cfg.on_demand_stream_limit {
-                return Err(ApiError::new(
+                return Err(ServiceError::new(
                     ErrorKind::LimitExceeded,
                     format!(
                         "This request would exceed the limit of {} ON_DEMAND streams for the account {} in {}.",
@@ -342,24 +343,24 @@ impl Service {
     pub(crate) fn update_stream_warm_throughput(
         &self,
         req: UpdateStreamWarmThroughputInput,
-    ) -> Result<Output, ApiError> {
+    ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(req.stream_name.as_deref(), req.stream_arn.as_ref())?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock();
         let s = self.find_active(&st, &name)?;
         if s.mode != StreamMode::OnDemand {
-            return Err(ApiError::validation(
+            return Err(ServiceError::validation(
                 "UpdateStreamWarmThroughput is only supported for data streams with the on-demand capacity mode.",
             ));
         }
         if st.settings.billing_commitment_enabled_ms.is_none() {
-            return Err(ApiError::invalid_argument(
+            return Err(ServiceError::invalid_argument(
                 "WarmThroughputMiBps applies only to ON_DEMAND streams in an account whose MinimumThroughputBillingCommitment is ENABLED (UpdateAccountSettings).",
             ));
         }
         let target = req.warm_throughput_mi_bps;
         if target > WARM_THROUGHPUT_MIBPS_MAX {
-            return Err(ApiError::invalid_argument(format!(
+            return Err(ServiceError::invalid_argument(format!(
                 "WarmThroughputMiBps {target} is above the maximum of {WARM_THROUGHPUT_MIBPS_MAX} MiB/s for a stream."
             )));
         }
