@@ -795,18 +795,32 @@ async fn authorized_call(
     if op == Op::SubscribeToShard {
         return service.subscribe_to_shard(value).await.map(|events| protocol.event_stream(events));
     }
-    // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
     let out = if op.is_data_plane() {
         service.call_op(op, value).await?
     } else {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(service.call_op(op, value))
-        })?
+        control_call(service, op, value).await?
     };
     if note.audited && !op.is_data_plane() {
         note.response = out.to_json().ok().and_then(|body| audit::response_elements(&body));
     }
     Ok(protocol.output(&out))
+}
+
+/// Runs a control-plane call on the blocking pool: it commits metadata synchronously (an fsync)
+/// and a reshard waits for the parents' appends in flight, which must not hold a runtime worker.
+/// Works on any runtime (`block_in_place` panics on a current-thread one). A client that goes
+/// away does not cancel the call half-way: it finishes and its answer is dropped.
+async fn control_call(service: &Arc<Service>, op: Op, value: serde_json::Value) -> Result<Output, ApiError> {
+    let service = service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // The call's future does not wait on I/O or timers of the runtime (it is synchronous inside),
+    // so driving it from a blocking-pool thread works on a current-thread runtime too.
+    tokio::task::spawn_blocking(move || runtime.block_on(service.call_op(op, value))).await.unwrap_or_else(
+        |e| {
+            tracing::error!(op = op.name(), error = %e, "a control-plane call panicked");
+            Err(ApiError::internal("The server failed while running the request; retry it."))
+        },
+    )
 }
 
 /// The memory budget of request bodies in flight, in KiB (`REQUEST_BODIES_BYTES_MAX`).

@@ -109,6 +109,9 @@ pub struct ShardMeta {
     /// Shard-level metrics; clones of the snapshot share them (`crate::metrics`).
     #[serde(skip)]
     pub metrics: crate::metrics::ShardMetricsRef,
+    /// The shard's write gate (`crate::reshard`); clones of the snapshot share it.
+    #[serde(skip)]
+    pub gate: std::sync::Arc<crate::reshard::Gate>,
 }
 
 impl ShardMeta {
@@ -514,6 +517,7 @@ mod tests {
                 closed: None,
                 range_cache: Default::default(),
                 metrics: Default::default(),
+                gate: Default::default(),
             })
             .collect();
         StreamMeta::for_test("orders", shards)

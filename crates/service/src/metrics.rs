@@ -215,7 +215,7 @@ fn shard_series(out: &mut String, s: &StreamMeta, fam: &Family<ShardMetrics>) {
 impl Service {
     /// Appends the Kinesis and engine metrics, in Prometheus text format, to `out`.
     pub fn render_metrics(&self, out: &mut String) {
-        let streams: Vec<Arc<StreamMeta>> = self.state.lock().streams.values().cloned().collect();
+        let streams: Vec<Arc<StreamMeta>> = self.catalog().streams.values().cloned().collect();
         for fam in STREAM_FAMILIES {
             header(out, fam.name, kind(&fam.value), &format!("CloudWatch {}: {}", fam.cloudwatch, fam.help));
             let shard_fam = SHARD_FAMILIES.iter().find(|f| f.name == fam.name);
