@@ -143,8 +143,8 @@ async fn readers_and_puts_never_wait_for_the_writer_lock() {
     drop(writer);
 }
 
-/// A transition that is due is shown at once, before the background task commits it; the
-/// task's commit changes nothing readers see.
+/// A transition that is due is shown at once, to readers and writers, before the background
+/// task commits it; the task's commit changes nothing they see.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_transitions_show_before_the_background_task_commits_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,6 +167,10 @@ async fn due_transitions_show_before_the_background_task_commits_them() {
         "ACTIVE"
     );
     call(&svc, "PutRecord", put_body("s", "5")).await.expect("writable once CREATING is over");
+    // Control-plane writers see it ACTIVE too (they need it so).
+    call(&svc, "IncreaseStreamRetentionPeriod", json!({"StreamName": "s", "RetentionPeriodHours": 48}))
+        .await
+        .expect("a writer sees what readers see");
     svc.tick();
     assert_eq!(
         status(&call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap()),

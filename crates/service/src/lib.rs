@@ -225,10 +225,36 @@ pub(crate) fn stream_as_of(s: &Arc<StreamMeta>, now: i64) -> Option<Arc<StreamMe
 /// what only writers use.
 pub(crate) struct State {
     view: Arc<Catalog>,
+    /// Streams whose due transitions were applied in memory when the writer lock was taken
+    /// (writers see what readers see), for the background task to commit.
+    uncommitted: std::collections::BTreeSet<String>,
     pub counters: Counters,
     pub last_retention_sweep_ms: i64,
     pub last_autoscale_ms: i64,
     pub last_throttle_log_ms: i64,
+}
+
+impl State {
+    /// Applies the transitions that are due at `now` to the writer's table in memory (as
+    /// `Catalog::as_of` shows them to readers), except deletions: those remove logs, which the
+    /// background task does.
+    fn advance(&mut self, now: i64) {
+        let due: Vec<Arc<StreamMeta>> = self.view.streams.values().cloned().collect();
+        let mut changed = Vec::new();
+        for s in due {
+            if let Some(next) = stream_as_of(&s, now) {
+                if !Arc::ptr_eq(&next, &s) {
+                    changed.push(next);
+                }
+            }
+        }
+        let view = Arc::make_mut(&mut self.view);
+        for next in changed {
+            self.uncommitted.insert(next.name.clone());
+            view.streams.insert(next.name.clone(), next);
+        }
+        view.next_due_ms = view.next_due();
+    }
 }
 
 impl Deref for State {
@@ -250,6 +276,7 @@ impl DerefMut for State {
 pub(crate) struct StateLock {
     writer: Mutex<State>,
     published: ArcSwap<Catalog>,
+    clock: Clock,
 }
 
 /// The writer lock held; publishes the writer's table when dropped, if it changed.
@@ -259,14 +286,20 @@ pub(crate) struct StateGuard<'a> {
 }
 
 impl StateLock {
-    fn new(state: State) -> StateLock {
+    fn new(state: State, clock: Clock) -> StateLock {
         let published = ArcSwap::new(state.view.clone());
-        StateLock { writer: Mutex::new(state), published }
+        StateLock { writer: Mutex::new(state), published, clock }
     }
 
     /// The writer lock: control-plane writers and the background task, never the data plane.
+    /// The table it gives is as of now (due transitions applied, see `State::advance`).
     pub fn lock(&self) -> StateGuard<'_> {
-        StateGuard { state: self.writer.lock(), published: &self.published }
+        let mut g = StateGuard { state: self.writer.lock(), published: &self.published };
+        let now = self.clock.now_ms();
+        if g.state.view.next_due_ms <= now {
+            g.state.advance(now);
+        }
+        g
     }
 
     /// The published table, as committed (without `as_of`).
@@ -369,6 +402,7 @@ impl Service {
         view.next_due_ms = view.next_due();
         let state = State {
             view: Arc::new(view),
+            uncommitted: Default::default(),
             counters: loaded.counters,
             last_retention_sweep_ms: 0,
             last_autoscale_ms: 0,
@@ -389,7 +423,7 @@ impl Service {
             cfg,
             log,
             store,
-            state: StateLock::new(state),
+            state: StateLock::new(state, clock.clone()),
             token_key: TokenKey::from_bytes(loaded.token_key),
             clock,
             limiter,
@@ -509,6 +543,16 @@ impl Service {
     pub fn tick(&self) {
         let mut st = self.state.lock();
         let now = self.clock.now_ms();
+        // Transitions that taking the lock applied in memory (here or in a control-plane call).
+        for name in std::mem::take(&mut st.uncommitted) {
+            let Some(s) = st.streams.get(&name).cloned() else { continue };
+            if let Err(e) = self.store.commit(&Change { put_streams: &[&s], ..Default::default() }) {
+                tracing::error!(stream = %s.name, error = %e, "cannot record a status change; will retry");
+                st.uncommitted.insert(name);
+                continue;
+            }
+            tracing::info!(stream = %s.name, status = s.status.as_str(), "status change recorded");
+        }
         let due: Vec<Arc<StreamMeta>> = st
             .streams
             .values()
