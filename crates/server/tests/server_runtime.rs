@@ -1,6 +1,7 @@
 //! The server on a current-thread runtime: control-plane calls (which commit metadata with an
-//! fsync) run on the blocking pool, not through `block_in_place`, which panics on this runtime
-//! and so dropped the connection of every CreateStream.
+//! fsync) run on the blocking pool, and /metrics renders in place, neither through
+//! `block_in_place`, which panics on this runtime and so dropped the connection of every
+//! CreateStream and every scrape.
 
 use std::sync::Arc;
 
@@ -59,6 +60,16 @@ async fn control_plane_calls_work_on_a_current_thread_runtime() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = call(addr, "DescribeStreamSummary", json!({"StreamName": "rt"})).await;
     assert_eq!((status, body["__type"].as_str()), (400, Some("ResourceNotFoundException")), "gone at once");
+
+    // /metrics too rendered through `block_in_place`.
+    let io = TokioIo::new(TcpStream::connect(addr).await.unwrap());
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/metrics").body(Full::new(Bytes::new())).unwrap();
+    let resp = send.send_request(req).await.expect("an answer, not a dropped connection");
+    assert_eq!(resp.status(), 200);
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&text).contains("kinesin_"), "the metrics page");
 
     let _ = stop.send(());
     server.await.unwrap();

@@ -187,9 +187,24 @@ async fn due_transitions_show_before_the_background_task_commits_them() {
     assert_eq!(e.kind, kinesin_wire::error::ErrorKind::ResourceNotFound);
     let v = call(&svc, "ListStreams", json!({})).await.unwrap();
     assert_eq!(v["StreamNames"], json!([]));
-    svc.tick();
-    let e = call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap_err();
+    // Writers too: deleting it again finds nothing, and the name is free at once.
+    let e = call(&svc, "DeleteStream", json!({"StreamName": "s"})).await.unwrap_err();
     assert_eq!(e.kind, kinesin_wire::error::ErrorKind::ResourceNotFound);
-    // The background task removed it for good: the name is free again.
     call(&svc, "CreateStream", json!({"StreamName": "s", "ShardCount": 1})).await.unwrap();
+    // The background task removes the old stream's logs, not the new stream.
+    svc.tick();
+    assert_eq!(
+        status(&call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap()),
+        "CREATING"
+    );
+    svc.shutdown();
+    drop(svc);
+    let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
+    cfg.limits.enabled = false;
+    let svc = Service::open(cfg, clock.clone()).unwrap();
+    assert_eq!(
+        status(&call(&svc, "DescribeStreamSummary", json!({"StreamName": "s"})).await.unwrap()),
+        "CREATING",
+        "the new stream's document survived the old one's removal"
+    );
 }

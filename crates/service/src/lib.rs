@@ -143,6 +143,20 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// Removes the deleted stream `s` (this incarnation of it), remembering its name for the
+    /// messages about its old iterators.
+    fn forget(&mut self, s: &StreamMeta) {
+        if self.streams.get(&s.name).is_some_and(|x| x.incarnation == s.incarnation) {
+            self.streams.remove(&s.name);
+        }
+        self.by_incarnation.remove(&s.incarnation);
+        let tombstones = Arc::make_mut(&mut self.tombstones);
+        if tombstones.len() >= TOMBSTONES_MAX {
+            tombstones.clear();
+        }
+        tombstones.insert(s.incarnation, s.name.clone());
+    }
+
     fn next_due(&self) -> i64 {
         let mut due = i64::MAX;
         for s in self.streams.values() {
@@ -184,11 +198,7 @@ impl Catalog {
                 Some(next) => {
                     c.streams.insert(next.name.clone(), next);
                 }
-                None => {
-                    c.streams.remove(&s.name);
-                    c.by_incarnation.remove(&s.incarnation);
-                    Arc::make_mut(&mut c.tombstones).insert(s.incarnation, s.name.clone());
-                }
+                None => c.forget(&s),
             }
         }
         c.next_due_ms = c.next_due();
@@ -228,6 +238,9 @@ pub(crate) struct State {
     /// Streams whose due transitions were applied in memory when the writer lock was taken
     /// (writers see what readers see), for the background task to commit.
     uncommitted: std::collections::BTreeSet<String>,
+    /// DELETING streams whose time is up, already gone from the writer's table, whose removal
+    /// the background task commits (and whose logs it removes).
+    pending_deletes: Vec<Arc<StreamMeta>>,
     pub counters: Counters,
     pub last_retention_sweep_ms: i64,
     pub last_autoscale_ms: i64,
@@ -235,23 +248,27 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Applies the transitions that are due at `now` to the writer's table in memory (as
-    /// `Catalog::as_of` shows them to readers), except deletions: those remove logs, which the
-    /// background task does.
+    /// Applies the transitions that are due at `now` to the writer's table in memory, as
+    /// `Catalog::as_of` shows them to readers (writers see what readers see); the background
+    /// task commits them (`uncommitted`, `pending_deletes`: a deletion also removes logs).
     fn advance(&mut self, now: i64) {
-        let due: Vec<Arc<StreamMeta>> = self.view.streams.values().cloned().collect();
-        let mut changed = Vec::new();
-        for s in due {
-            if let Some(next) = stream_as_of(&s, now) {
-                if !Arc::ptr_eq(&next, &s) {
-                    changed.push(next);
-                }
+        let all: Vec<Arc<StreamMeta>> = self.view.streams.values().cloned().collect();
+        let (mut changed, mut gone) = (Vec::new(), Vec::new());
+        for s in all {
+            match stream_as_of(&s, now) {
+                Some(next) if !Arc::ptr_eq(&next, &s) => changed.push(next),
+                Some(_) => {}
+                None => gone.push(s),
             }
         }
         let view = Arc::make_mut(&mut self.view);
         for next in changed {
             self.uncommitted.insert(next.name.clone());
             view.streams.insert(next.name.clone(), next);
+        }
+        for s in gone {
+            view.forget(&s);
+            self.pending_deletes.push(s);
         }
         view.next_due_ms = view.next_due();
     }
@@ -403,6 +420,7 @@ impl Service {
         let state = State {
             view: Arc::new(view),
             uncommitted: Default::default(),
+            pending_deletes: Vec::new(),
             counters: loaded.counters,
             last_retention_sweep_ms: 0,
             last_autoscale_ms: 0,
@@ -553,6 +571,12 @@ impl Service {
             }
             tracing::info!(stream = %s.name, status = s.status.as_str(), "status change recorded");
         }
+        for s in std::mem::take(&mut st.pending_deletes) {
+            if let Err(e) = self.finish_delete(&mut st, &s) {
+                tracing::error!(stream = %s.name, error = %e, "cannot finish deleting a stream; will retry");
+                st.pending_deletes.push(s);
+            }
+        }
         let due: Vec<Arc<StreamMeta>> = st
             .streams
             .values()
@@ -599,16 +623,14 @@ impl Service {
 
     /// Finishes deleting `s` (DELETING, or deleted with `--delete-stream-ms 0`): commits its
     /// removal, then removes its logs (a crash in between leaves logs no stream refers to, which
-    /// `open` removes).
+    /// `open` removes). A stream created again under the name since has replaced the stored
+    /// document already: only the old logs go.
     pub(crate) fn finish_delete(&self, st: &mut State, s: &StreamMeta) -> Result<(), meta::MetaError> {
-        self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })?;
-        st.streams.remove(&s.name);
-        st.by_incarnation.remove(&s.incarnation);
-        let tombstones = Arc::make_mut(&mut st.tombstones);
-        if tombstones.len() >= TOMBSTONES_MAX {
-            tombstones.clear();
+        let recreated = st.streams.get(&s.name).is_some_and(|x| x.incarnation != s.incarnation);
+        if !recreated {
+            self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })?;
         }
-        tombstones.insert(s.incarnation, s.name.clone());
+        st.forget(s);
         self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
         for sh in &s.shards {
             if let Err(e) = self.log.delete(LogId(sh.log_id)) {
