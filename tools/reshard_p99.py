@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--splits", type=int, default=20)
     ap.add_argument("--threads", type=int, default=4, help="writer threads per stream")
     ap.add_argument("--baseline-secs", type=float, default=5.0)
+    ap.add_argument("--same-record-bytes", type=int, default=100,
+                    help="record size on `same` (large records keep appends in flight when a split drains)")
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="kinesin-p99-")
@@ -67,13 +69,13 @@ def main():
         samples = []  # (start, end, stream)
         lock = threading.Lock()
         stop = threading.Event()
-        payload = os.urandom(100)
+        payloads = {"other": os.urandom(100), "same": os.urandom(args.same_record_bytes)}
 
         def writer(stream):
             c = make_client(endpoint)
             mine = []
             while not stop.is_set():
-                recs = [{"PartitionKey": uuid.uuid4().hex, "Data": payload} for _ in range(100)]
+                recs = [{"PartitionKey": uuid.uuid4().hex, "Data": payloads[stream]} for _ in range(100)]
                 t0 = time.perf_counter()
                 out = c.put_records(StreamName=stream, Records=recs)
                 t1 = time.perf_counter()
