@@ -852,10 +852,10 @@ async fn authorized_call(
     };
     // Control-plane calls commit metadata synchronously (an fsync); keep them off the reactor.
     let response = if op.is_data_plane() {
-        service.handle(request).await
+        service.handle(request).await?
     } else {
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(service.handle(request)))
-    }?;
+        control_call(service, request).await?
+    };
     match response {
         ServiceResponse::Events(events) => Ok(protocol.event_stream(events)),
         ServiceResponse::Output(out) => {
@@ -870,6 +870,25 @@ async fn authorized_call(
 /// The wire's wording of the service's error (the exception name, status and message AWS uses).
 fn wire_error<E: Into<ApiError>>(e: E) -> ApiError {
     e.into()
+}
+
+/// Runs a control-plane call on the blocking pool: it commits metadata synchronously (an fsync)
+/// and a reshard waits for the parents' appends in flight, which must not hold a runtime worker.
+/// Works on any runtime (`block_in_place` panics on a current-thread one). A client that goes
+/// away does not cancel the call half-way: it finishes and its answer is dropped.
+async fn control_call(service: &Arc<Service>, request: WireRequest) -> Result<ServiceResponse, ApiError> {
+    let op = request.op();
+    let service = service.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // The call's future does not wait on I/O or timers of the runtime (it is synchronous inside),
+    // so driving it from a blocking-pool thread works on a current-thread runtime too.
+    match tokio::task::spawn_blocking(move || runtime.block_on(service.handle(request))).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(op = op.name(), error = %e, "a control-plane call panicked");
+            Err(ApiError::internal("The server failed while running the request; retry it."))
+        }
+    }
 }
 
 /// 408 for a body not received within the body read `timeout`; the connection is closed.

@@ -171,10 +171,9 @@ pub(crate) fn route<B>(
             None => text(StatusCode::SERVICE_UNAVAILABLE, plain, "recovering\n".into(), head),
         }),
         PATH_METRICS => Some(match slot.get() {
-            Some(service) => {
-                let body = tokio::task::block_in_place(|| render(server, service));
-                text(StatusCode::OK, PROMETHEUS_TEXT, body, head)
-            }
+            // Rendering reads the stream-table snapshot: it waits for no lock (and
+            // `block_in_place` would panic on a current-thread runtime).
+            Some(service) => text(StatusCode::OK, PROMETHEUS_TEXT, render(server, service), head),
             None => text(StatusCode::SERVICE_UNAVAILABLE, plain, "recovering\n".into(), head),
         }),
         _ => None,

@@ -91,7 +91,7 @@ impl Service {
     }
 
     /// PutRecord / PutRecords retry their routing this many times when a reshard closes the shard
-    /// they routed to (each retry waits for the reshard's commit).
+    /// they routed to (each retry waits for the reshard's switch).
     const ROUTE_ATTEMPTS_MAX: usize = 1000;
 
     fn throttled(&self, s: &StreamMeta, sh: &ShardMeta) -> ServiceError {
@@ -142,12 +142,15 @@ impl Service {
                 return Err(dry_run());
             }
             let sh = &s.shards[r.shard];
-            let Some(_gate) = self.enter_gate(sh.log_id) else {
-                if attempt >= Self::ROUTE_ATTEMPTS_MAX {
-                    return Err(Self::closing_too_long(&s));
+            let _gate = match self.enter_gate(sh) {
+                Ok(g) => g,
+                Err(closed) => {
+                    if attempt >= Self::ROUTE_ATTEMPTS_MAX {
+                        return Err(Self::closing_too_long(&s));
+                    }
+                    closed.wait().await;
+                    continue;
                 }
-                tokio::task::yield_now().await;
-                continue;
             };
             let now = self.clock.now_ms();
             let size = (r.pk.len() + r.data.len()) as u64;
@@ -224,18 +227,22 @@ impl Service {
             }
             // Enter every gate first; never wait while holding one (see `reshard`).
             let mut gates = Vec::with_capacity(per_shard.len());
+            let mut closed = None;
             for (shard, _) in &per_shard {
-                match self.enter_gate(s.shards[*shard].log_id) {
-                    Some(g) => gates.push(g),
-                    None => break,
+                match self.enter_gate(&s.shards[*shard]) {
+                    Ok(g) => gates.push(g),
+                    Err(c) => {
+                        closed = Some(c);
+                        break;
+                    }
                 }
             }
-            if gates.len() < per_shard.len() {
+            if let Some(closed) = closed {
                 drop(gates);
                 if attempt >= Self::ROUTE_ATTEMPTS_MAX {
                     return Err(Self::closing_too_long(&s));
                 }
-                tokio::task::yield_now().await;
+                closed.wait().await;
                 continue;
             }
             let now = self.clock.now_ms();
@@ -467,7 +474,7 @@ impl Service {
             ));
         }
         let s: Arc<StreamMeta> = {
-            let st = self.lock_state().await;
+            let st = self.catalog();
             match st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)) {
                 Some(s) => s.clone(),
                 None => {

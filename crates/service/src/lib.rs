@@ -3,14 +3,21 @@
 //! [`Request`](kinesin_wire::request::Request) and answers a typed [`Response`] or an error; it
 //! knows nothing of HTTP, JSON or Prometheus text (`metrics::MetricsSnapshot` gives the figures).
 //!
-//! Concurrency: one mutex guards the stream table. Data-plane calls hold it only to look up a
-//! stream snapshot (`Arc<StreamMeta>`); appends and reads run outside it. Control-plane calls hold
-//! it across their metadata commit, which serializes them (as AWS's low control-plane rates do).
+//! Concurrency: the stream table is an immutable [`Catalog`] that readers load as a snapshot
+//! (`ArcSwap`), never waiting for anybody. Control-plane writers take the writer lock
+//! ([`StateLock`]), which data-plane requests never take: a writer edits its copy of the table,
+//! commits the change (its own fsync), and publishes the new table when it unlocks. Writers are
+//! serialized among themselves (as AWS's low control-plane rates do). Status transitions,
+//! consumer transitions, retention and on-demand scaling run in [`Service::tick`], on the
+//! server's background thread, never on a request; a transition that is due but not yet
+//! committed by it is already shown by readers ([`Catalog::as_of`]).
 
 // TODO(issue 14): remove after the typed-boundary merge (unwrap/expect are denied workspace-wide,
 // see [workspace.lints] in Cargo.toml; this crate is being rewritten on other branches).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(test)]
+mod concurrency_tests;
 mod consumers;
 mod control;
 mod data;
@@ -25,9 +32,11 @@ pub mod storage;
 mod time;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::error::ServiceError;
@@ -44,7 +53,7 @@ use kinesin_wire::token::TokenKey;
 
 pub use consumers::SubscribeEvent;
 use limits::LimitsConfig;
-use meta::{AccountSettings, Change, Counters, MetaStore, StreamMeta, StreamStatus};
+use meta::{AccountSettings, Change, ConsumerStatus, Counters, MetaStore, StreamMeta, StreamStatus};
 pub use storage::StorageKind;
 use storage::{wait, Logs};
 pub use time::Clock;
@@ -145,17 +154,234 @@ pub enum StartError {
     MissingLog { stream: String, shard: String, dir: String },
 }
 
-pub(crate) struct State {
+/// The stream table as readers see it: immutable once published; a writer publishes a new one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Catalog {
     pub streams: BTreeMap<String, Arc<StreamMeta>>,
     /// Live incarnations, for iterators and page tokens.
     pub by_incarnation: HashMap<u64, String>,
-    /// Names of deleted incarnations, for the messages about their old iterators (bounded).
-    pub tombstones: HashMap<u64, String>,
-    pub counters: Counters,
+    /// Names of deleted incarnations, for the messages about their old iterators (bounded;
+    /// shared between snapshots, copied only when a stream is deleted).
+    pub tombstones: Arc<HashMap<u64, String>>,
     pub settings: AccountSettings,
+    /// The earliest `status_until_ms` of a stream or consumer in a transitional status
+    /// (`i64::MAX`: none); until then `as_of` has nothing to do.
+    next_due_ms: i64,
+}
+
+impl Catalog {
+    /// Removes the deleted stream `s` (this incarnation of it), remembering its name for the
+    /// messages about its old iterators.
+    fn forget(&mut self, s: &StreamMeta) {
+        if self.streams.get(&s.name).is_some_and(|x| x.incarnation == s.incarnation) {
+            self.streams.remove(&s.name);
+        }
+        self.by_incarnation.remove(&s.incarnation);
+        let tombstones = Arc::make_mut(&mut self.tombstones);
+        if tombstones.len() >= TOMBSTONES_MAX {
+            tombstones.clear();
+        }
+        tombstones.insert(s.incarnation, s.name.clone());
+    }
+
+    fn next_due(&self) -> i64 {
+        let mut due = i64::MAX;
+        for s in self.streams.values() {
+            if s.status != StreamStatus::Active && s.pending_reshard.is_empty() {
+                due = due.min(s.status_until_ms);
+            }
+            for c in s.consumers.iter().filter(|c| c.status != ConsumerStatus::Active) {
+                due = due.min(c.status_until_ms);
+            }
+        }
+        due
+    }
+
+    /// The table as it is at `now`: CREATING and UPDATING streams whose time is up are ACTIVE,
+    /// DELETING ones are gone (their incarnation remembered as deleted), consumers likewise,
+    /// although the background task has not committed the change yet. Every transition is
+    /// decided by the clock alone, so the stored document ("CREATING until t") and this view
+    /// ("ACTIVE") mean the same; the background task commits it within a tick, and a restart
+    /// before that applies it at the first tick. A reshard waiting for the end of UPDATING is
+    /// not applied here (it needs the logs): the stream stays UPDATING until the task applies it.
+    pub fn as_of(self: &Arc<Self>, now: i64) -> Arc<Catalog> {
+        if self.next_due_ms > now {
+            return self.clone();
+        }
+        let mut c = (**self).clone();
+        let due: Vec<Arc<StreamMeta>> = c
+            .streams
+            .values()
+            .filter(|s| {
+                (s.status != StreamStatus::Active && s.pending_reshard.is_empty() && s.status_until_ms <= now)
+                    || s.consumers
+                        .iter()
+                        .any(|x| x.status != ConsumerStatus::Active && x.status_until_ms <= now)
+            })
+            .cloned()
+            .collect();
+        for s in due {
+            match stream_as_of(&s, now) {
+                Some(next) => {
+                    c.streams.insert(next.name.clone(), next);
+                }
+                None => c.forget(&s),
+            }
+        }
+        c.next_due_ms = c.next_due();
+        Arc::new(c)
+    }
+}
+
+/// One stream as it is at `now` (see [`Catalog::as_of`]); `None` when it is gone.
+pub(crate) fn stream_as_of(s: &Arc<StreamMeta>, now: i64) -> Option<Arc<StreamMeta>> {
+    let stream_due =
+        s.status != StreamStatus::Active && s.pending_reshard.is_empty() && s.status_until_ms <= now;
+    let consumers_due =
+        s.consumers.iter().any(|c| c.status != ConsumerStatus::Active && c.status_until_ms <= now);
+    if !stream_due && !consumers_due {
+        return Some(s.clone());
+    }
+    if stream_due && s.status == StreamStatus::Deleting {
+        return None;
+    }
+    let mut next = (**s).clone();
+    if stream_due {
+        next.status = StreamStatus::Active;
+    }
+    next.consumers.retain(|c| !(c.status == ConsumerStatus::Deleting && c.status_until_ms <= now));
+    for c in &mut next.consumers {
+        if c.status == ConsumerStatus::Creating && c.status_until_ms <= now {
+            c.status = ConsumerStatus::Active;
+        }
+    }
+    Some(Arc::new(next))
+}
+
+/// The writer's state: its copy of the table (published when the writer lock is released) and
+/// what only writers use.
+pub(crate) struct State {
+    view: Arc<Catalog>,
+    /// Streams whose due transitions were applied in memory when the writer lock was taken
+    /// (writers see what readers see), for the background task to commit.
+    uncommitted: std::collections::BTreeSet<String>,
+    /// DELETING streams whose time is up, already gone from the writer's table, whose removal
+    /// the background task commits (and whose logs it removes).
+    pending_deletes: Vec<Arc<StreamMeta>>,
+    pub counters: Counters,
     pub last_retention_sweep_ms: i64,
     pub last_autoscale_ms: i64,
     pub last_throttle_log_ms: i64,
+}
+
+impl State {
+    /// Applies the transitions that are due at `now` to the writer's table in memory, as
+    /// `Catalog::as_of` shows them to readers (writers see what readers see); the background
+    /// task commits them (`uncommitted`, `pending_deletes`: a deletion also removes logs).
+    fn advance(&mut self, now: i64) {
+        let all: Vec<Arc<StreamMeta>> = self.view.streams.values().cloned().collect();
+        let (mut changed, mut gone) = (Vec::new(), Vec::new());
+        for s in all {
+            match stream_as_of(&s, now) {
+                Some(next) if !Arc::ptr_eq(&next, &s) => changed.push(next),
+                Some(_) => {}
+                None => gone.push(s),
+            }
+        }
+        let view = Arc::make_mut(&mut self.view);
+        for next in changed {
+            self.uncommitted.insert(next.name.clone());
+            view.streams.insert(next.name.clone(), next);
+        }
+        for s in gone {
+            view.forget(&s);
+            self.pending_deletes.push(s);
+        }
+        view.next_due_ms = view.next_due();
+    }
+}
+
+impl Deref for State {
+    type Target = Catalog;
+    fn deref(&self) -> &Catalog {
+        &self.view
+    }
+}
+
+impl DerefMut for State {
+    /// Copies the published table on the first change of a critical section (readers keep the
+    /// old one).
+    fn deref_mut(&mut self) -> &mut Catalog {
+        Arc::make_mut(&mut self.view)
+    }
+}
+
+/// The stream table: snapshots for readers, a lock for writers.
+pub(crate) struct StateLock {
+    writer: Mutex<State>,
+    published: ArcSwap<Catalog>,
+    clock: Clock,
+}
+
+/// The writer lock held; publishes the writer's table when dropped, if it changed.
+pub(crate) struct StateGuard<'a> {
+    state: parking_lot::MutexGuard<'a, State>,
+    published: &'a ArcSwap<Catalog>,
+}
+
+impl StateLock {
+    fn new(state: State, clock: Clock) -> StateLock {
+        let published = ArcSwap::new(state.view.clone());
+        StateLock { writer: Mutex::new(state), published, clock }
+    }
+
+    /// The writer lock: control-plane writers and the background task, never the data plane.
+    /// The table it gives is as of now (due transitions applied, see `State::advance`).
+    pub fn lock(&self) -> StateGuard<'_> {
+        let mut g = StateGuard { state: self.writer.lock(), published: &self.published };
+        let now = self.clock.now_ms();
+        if g.state.view.next_due_ms <= now {
+            g.state.advance(now);
+        }
+        g
+    }
+
+    /// The published table, as committed (without `as_of`).
+    fn snapshot(&self) -> Arc<Catalog> {
+        self.published.load_full()
+    }
+}
+
+impl StateGuard<'_> {
+    /// Publishes the writer's table now (readers see it from here on), e.g. before waking the
+    /// puts that wait for a reshard's switch.
+    pub fn publish(&mut self) {
+        if !Arc::ptr_eq(&self.published.load(), &self.state.view) {
+            let next = self.state.next_due();
+            let view = Arc::make_mut(&mut self.state.view);
+            view.next_due_ms = next;
+            self.published.store(self.state.view.clone());
+        }
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+impl<'a> Deref for StateGuard<'a> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl<'a> DerefMut for StateGuard<'a> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
 }
 
 /// The Kinesis service of one account and region.
@@ -163,11 +389,10 @@ pub struct Service {
     pub(crate) cfg: ServiceConfig,
     pub(crate) log: Logs,
     pub(crate) store: MetaStore,
-    pub(crate) state: Mutex<State>,
+    /// The stream table (see the module comment).
+    pub(crate) state: StateLock,
     pub(crate) token_key: TokenKey,
     pub(crate) clock: Clock,
-    /// Write gates of the shards, by log id (see `reshard`).
-    pub(crate) gates: Mutex<HashMap<u64, Arc<reshard::Gate>>>,
     pub(crate) limiter: limits::Limiter,
     /// Live SubscribeToShard subscriptions by (ConsumerARN, shard index).
     pub(crate) subscriptions: Mutex<HashMap<(String, u32), consumers::SubscriptionSlot>>,
@@ -254,12 +479,19 @@ impl Service {
             by_incarnation.insert(s.incarnation, s.name.clone());
             streams.insert(s.name.clone(), Arc::new(s));
         }
-        let state = State {
+        let mut view = Catalog {
             streams,
             by_incarnation,
-            tombstones: HashMap::new(),
-            counters: loaded.counters,
+            tombstones: Arc::default(),
             settings: loaded.settings,
+            next_due_ms: i64::MAX,
+        };
+        view.next_due_ms = view.next_due();
+        let state = State {
+            view: Arc::new(view),
+            uncommitted: Default::default(),
+            pending_deletes: Vec::new(),
+            counters: loaded.counters,
             last_retention_sweep_ms: 0,
             last_autoscale_ms: 0,
             last_throttle_log_ms: 0,
@@ -279,10 +511,9 @@ impl Service {
             cfg,
             log,
             store,
-            state: Mutex::new(state),
+            state: StateLock::new(state, clock.clone()),
             token_key: TokenKey::from_bytes(loaded.token_key),
             clock,
-            gates: Mutex::new(HashMap::new()),
             limiter,
             subscriptions: Mutex::new(HashMap::new()),
             recovery_time,
@@ -296,24 +527,19 @@ impl Service {
 
     /// Number of streams, for the start-up log line.
     pub fn stream_count(&self) -> usize {
-        self.state.lock().streams.len()
+        self.catalog().streams.len()
+    }
+
+    /// The stream table as it is now, for readers: a snapshot, never waiting for a writer.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.state.snapshot().as_of(self.clock.now_ms())
     }
 
     /// Runs one request: the service's one entry point. Control-plane requests commit metadata
-    /// synchronously (an fsync), so the caller runs them where blocking is allowed; data-plane
-    /// requests never block a runtime worker on the stream table.
+    /// synchronously (an fsync) and may wait for a reshard's appends in flight: run them where
+    /// blocking is allowed (the server runs them on the blocking pool). Data-plane requests never
+    /// block on the stream table.
     pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, ServiceError> {
-        let op = req.op();
-        if op.is_data_plane() {
-            // Data-plane calls never block a runtime worker on the stream table (a reshard may
-            // hold it while it waits for their appends): transitions are left to the next tick.
-            if let Some(st) = self.state.try_lock() {
-                self.tick_locked(st, false, false);
-            }
-        } else {
-            // Control-plane calls run where blocking is allowed (the server's block_in_place).
-            self.tick_locked(self.state.lock(), false, true);
-        }
         self.admit_control(&req)?;
         let out = match req {
             Request::CreateStream(r) => self.create_stream(r),
@@ -360,28 +586,30 @@ impl Service {
         out.map(Response::Output)
     }
 
-    /// Applies due status transitions, on-demand scaling and, now and then, retention. Cheap when
-    /// nothing is due; called by the server's background thread (and, without scaling, before
-    /// every operation).
+    /// The background work: commits due status transitions (and applies reshards waiting for
+    /// the end of UPDATING), consumer transitions, on-demand scaling, throttling log lines and,
+    /// now and then, retention. Cheap when nothing is due. The server calls it every
+    /// `TICK_INTERVAL_MS` on its own thread, never on a request; it may block that thread (a
+    /// reshard waits for the parents' appends in flight, commits fsync).
     pub fn tick(&self) {
-        self.tick_locked(self.state.lock(), true, true);
-    }
-
-    /// The stream table, for the data plane: yields to the runtime instead of blocking a worker
-    /// while a control-plane call holds it.
-    pub(crate) async fn lock_state(&self) -> parking_lot::MutexGuard<'_, State> {
-        loop {
-            if let Some(st) = self.state.try_lock() {
-                return st;
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// `may_block`: the caller may block its thread (not an async worker), which finishing a
-    /// pending reshard needs (it waits for the parents' appends in flight).
-    fn tick_locked(&self, mut st: parking_lot::MutexGuard<'_, State>, autoscale: bool, may_block: bool) {
+        let mut st = self.state.lock();
         let now = self.clock.now_ms();
+        // Transitions that taking the lock applied in memory (here or in a control-plane call).
+        for name in std::mem::take(&mut st.uncommitted) {
+            let Some(s) = st.streams.get(&name).cloned() else { continue };
+            if let Err(e) = self.store.commit(&Change { put_streams: &[&s], ..Default::default() }) {
+                tracing::error!(stream = %s.name, error = %e, "cannot record a status change; will retry");
+                st.uncommitted.insert(name);
+                continue;
+            }
+            tracing::info!(stream = %s.name, status = s.status.as_str(), "status change recorded");
+        }
+        for s in std::mem::take(&mut st.pending_deletes) {
+            if let Err(e) = self.finish_delete(&mut st, &s) {
+                tracing::error!(stream = %s.name, error = %e, "cannot finish deleting a stream; will retry");
+                st.pending_deletes.push(s);
+            }
+        }
         let due: Vec<Arc<StreamMeta>> = st
             .streams
             .values()
@@ -390,30 +618,10 @@ impl Service {
             .collect();
         for s in due {
             if s.status == StreamStatus::Deleting {
-                if let Err(e) =
-                    self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })
-                {
+                if let Err(e) = self.finish_delete(&mut st, &s) {
                     tracing::error!(stream = %s.name, error = %e, "cannot finish deleting a stream; will retry");
-                    continue;
                 }
-                st.streams.remove(&s.name);
-                st.by_incarnation.remove(&s.incarnation);
-                if st.tombstones.len() >= TOMBSTONES_MAX {
-                    st.tombstones.clear();
-                }
-                st.tombstones.insert(s.incarnation, s.name.clone());
-                self.forget_gates(s.shards.iter().map(|sh| sh.log_id));
-                self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
-                for sh in &s.shards {
-                    if let Err(e) = wait(self.log.delete(LogId(sh.log_id))) {
-                        tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");
-                    }
-                }
-                tracing::info!(stream = %s.name, "stream deleted");
             } else if !s.pending_reshard.is_empty() {
-                if !may_block {
-                    continue;
-                }
                 if let Err(e) = self.finish_pending_reshard(&mut st, &s) {
                     tracing::error!(stream = %s.name, error = ?e, "cannot apply a pending reshard; will retry");
                 }
@@ -429,12 +637,12 @@ impl Service {
             }
         }
         self.tick_consumers(&mut st, now);
-        if autoscale && now - st.last_throttle_log_ms >= metrics::THROTTLE_LOG_INTERVAL_MS {
+        if now - st.last_throttle_log_ms >= metrics::THROTTLE_LOG_INTERVAL_MS {
             st.last_throttle_log_ms = now;
             let streams: Vec<Arc<StreamMeta>> = st.streams.values().cloned().collect();
             self.log_throttling(&streams);
         }
-        if autoscale && now - st.last_autoscale_ms >= scaling::AUTOSCALE_WINDOW_MS {
+        if now - st.last_autoscale_ms >= scaling::AUTOSCALE_WINDOW_MS {
             st.last_autoscale_ms = now;
             self.autoscale(&mut st, now);
         }
@@ -444,6 +652,26 @@ impl Service {
             drop(st);
             self.sweep_retention(&streams, now);
         }
+    }
+
+    /// Finishes deleting `s` (DELETING, or deleted with `--delete-stream-ms 0`): commits its
+    /// removal, then removes its logs (a crash in between leaves logs no stream refers to, which
+    /// `open` removes). A stream created again under the name since has replaced the stored
+    /// document already: only the old logs go.
+    pub(crate) fn finish_delete(&self, st: &mut State, s: &StreamMeta) -> Result<(), meta::MetaError> {
+        let recreated = st.streams.get(&s.name).is_some_and(|x| x.incarnation != s.incarnation);
+        if !recreated {
+            self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })?;
+        }
+        st.forget(s);
+        self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
+        for sh in &s.shards {
+            if let Err(e) = wait(self.log.delete(LogId(sh.log_id))) {
+                tracing::warn!(stream = %s.name, log_id = sh.log_id, error = %e, "cannot remove a deleted shard's log; it is removed at the next start");
+            }
+        }
+        tracing::info!(stream = %s.name, "stream deleted");
+        Ok(())
     }
 
     fn sweep_retention(&self, streams: &[Arc<StreamMeta>], now: i64) {
@@ -469,20 +697,19 @@ impl Service {
     }
 
     /// The resource policy of the stream `arn` names (PutResourcePolicy), for authorization;
-    /// `None` when the stream is not found or has none. Consumer ARNs have none. Yields instead
-    /// of blocking a worker on the stream table (see `lock_state`).
+    /// `None` when the stream is not found or has none. Consumer ARNs have none.
     pub async fn resource_policy(&self, arn: &str) -> Option<String> {
         let arn = StreamArn::parse(arn)?;
         if arn.account() != self.cfg.account_id || arn.region() != self.cfg.region {
             return None;
         }
-        self.lock_state().await.streams.get(arn.name())?.policy.clone()
+        self.catalog().streams.get(arn.name())?.policy.clone()
     }
 
     /// The ARN of the consumer `consumer_name` of the stream `stream_arn` names, if registered.
     pub async fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
         let stream_arn = StreamArn::parse(stream_arn)?;
-        let st = self.lock_state().await;
+        let st = self.catalog();
         let c =
             st.streams.get(stream_arn.name())?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
         Some(c.arn(&stream_arn).to_string())
@@ -492,7 +719,7 @@ impl Service {
     /// GetRecords; `None` for a token that does not open.
     pub async fn iterator_stream_arn(&self, iterator: &str) -> Option<String> {
         let it = kinesin_wire::token::ShardIteratorToken::open(iterator, &self.token_key).ok()?;
-        let st = self.lock_state().await;
+        let st = self.catalog();
         let name = st
             .by_incarnation
             .get(&it.stream_incarnation)
@@ -544,25 +771,26 @@ impl Service {
         }
     }
 
-    /// The stream a request means, in any status.
+    /// The stream a request means, in any status: from the published snapshot (a reader never
+    /// waits for a writer), as it is now (`stream_as_of`).
     pub(crate) fn find(
         &self,
         name: Option<&str>,
         arn: Option<&StreamArn>,
     ) -> Result<Arc<StreamMeta>, ServiceError> {
         let name = self.resolve_name(name, arn)?;
-        self.state.lock().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))
+        let s = self.state.published.load().streams.get(&name).cloned();
+        s.and_then(|s| stream_as_of(&s, self.clock.now_ms())).ok_or_else(|| self.not_found(&name))
     }
 
     /// The stream, which must be readable or writable: CREATING and DELETING streams are not
-    /// found, as on AWS. Yields to the runtime instead of blocking a worker (see `lock_state`).
+    /// found, as on AWS.
     pub(crate) async fn find_usable_async(
         &self,
         name: Option<&str>,
         arn: Option<&StreamArn>,
     ) -> Result<Arc<StreamMeta>, ServiceError> {
-        let name = self.resolve_name(name, arn)?;
-        let s = self.lock_state().await.streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
+        let s = self.find(name, arn)?;
         match s.status {
             StreamStatus::Active | StreamStatus::Updating => Ok(s),
             _ => Err(self.not_found(&s.name)),

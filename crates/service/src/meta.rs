@@ -121,6 +121,9 @@ pub struct ShardMeta {
     /// Shard-level metrics; clones of the snapshot share them (`crate::metrics`).
     #[serde(skip)]
     pub metrics: crate::metrics::ShardMetricsRef,
+    /// The shard's write gate (`crate::reshard`); clones of the snapshot share it.
+    #[serde(skip)]
+    pub gate: std::sync::Arc<crate::reshard::Gate>,
 }
 
 impl ShardMeta {
@@ -714,6 +717,7 @@ mod tests {
                 closed: None,
                 range_cache: Default::default(),
                 metrics: Default::default(),
+                gate: Default::default(),
             })
             .collect();
         StreamMeta::for_test("orders", shards)
@@ -860,15 +864,18 @@ mod tests {
         let streams = tx.open_table(STREAMS).unwrap();
         let keys: Vec<String> = streams.iter().unwrap().map(|e| e.unwrap().0.value().to_string()).collect();
         assert_eq!(keys, ["orders"]);
-        assert_eq!(
-            streams.get("orders").unwrap().unwrap().value(),
-            serde_json::to_vec(&next).unwrap().as_slice()
-        );
+        // The same document, now carrying its format version (docs/format.md).
+        let mut stored: serde_json::Value =
+            serde_json::from_slice(streams.get("orders").unwrap().unwrap().value()).unwrap();
+        assert_eq!(stored.as_object_mut().unwrap().remove("format_version"), Some(serde_json::json!(1)));
+        assert_eq!(stored, serde_json::to_value(&next).unwrap());
         let account = tx.open_table(ACCOUNT).unwrap();
         let value = |key: &str| account.get(key).unwrap().unwrap().value().to_vec();
         assert_eq!(value("format_version"), b"1");
         assert_eq!(value("token_key"), token);
-        assert_eq!(value("counters"), serde_json::to_vec(&counters).unwrap());
+        let mut stored: serde_json::Value = serde_json::from_slice(&value("counters")).unwrap();
+        stored.as_object_mut().unwrap().remove("format_version");
+        assert_eq!(stored, serde_json::to_value(&counters).unwrap());
         assert_eq!(
             value("settings"),
             br#"{"billing_commitment_enabled_ms":123,"billing_commitment_ended_ms":null}"#

@@ -5,15 +5,25 @@
 //!
 //! Closing is atomic with routing: a put enters a shard's `Gate` (counting itself in flight)
 //! before it appends and leaves it after the append completes. Closing marks the gate closed and
-//! waits until no append is in flight, all under the stream-table mutex; only then is the log's
-//! tip taken as the parent's end. A put that finds the gate closed drops its snapshot and routes
-//! again, and the mutex makes it wait for the commit, so it lands in a child. No record can land
-//! in a parent after its end was recorded.
+//! waits (on a condition variable, not a spin) until no append is in flight; only then is the
+//! log's tip taken as the parent's end. A put that finds the gate closed waits for the switch —
+//! the commit that publishes the children, or the reopening when the reshard fails — then loads
+//! the stream again and routes again, so it lands in a child. No record can land in a parent
+//! after its end was recorded.
+//!
+//! The gate lives in the shard's entry of the stream snapshot (`ShardMeta::gate`, shared by
+//! every version of the stream), so a put reaches it without a lock. A reshard holds the writer
+//! lock (other control-plane writers wait), but never anything a put takes: puts to other
+//! streams, and to the stream's other shards, go on while it waits for the parents' appends;
+//! puts to the parents wait only for the switch.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
 
 use crate::error::ServiceError;
 use kinesin_log::LogId;
@@ -23,7 +33,7 @@ use crate::meta::{
     Change, ClosedShard, Counters, PendingStep, ShardMeta, StreamMeta, StreamStatus, FIRST_RECORD_SEQ_INDEX,
 };
 use crate::storage::wait;
-use crate::{meta_failure, Service, State};
+use crate::{meta_failure, Service, StateGuard};
 
 /// How long closing a shard waits for appends in flight before giving up.
 pub const CLOSE_DRAIN_MS_MAX: u64 = 30_000;
@@ -76,6 +86,7 @@ fn child(
         closed: None,
         range_cache: Default::default(),
         metrics: Default::default(),
+        gate: Default::default(),
     }
 }
 
@@ -169,11 +180,41 @@ pub fn scale_uniformly(
     Ok((steps, peak))
 }
 
-/// A shard's write gate: see the module comment.
+/// A shard's write gate (see the module comment); one per shard, shared by every version of the
+/// stream's snapshot.
 #[derive(Debug, Default)]
-pub(crate) struct Gate {
+pub struct Gate {
+    /// No put may enter: the shard is closing, or closed.
     closed: AtomicBool,
+    /// Closed and the switch is not published yet: puts that found the gate closed wait for it.
+    switching: AtomicBool,
+    /// Puts inside the gate (appending).
     inflight: AtomicU64,
+    /// Signalled when the last put leaves a closed gate (`drained` is its mutex).
+    drained: Mutex<()>,
+    drained_cv: Condvar,
+    /// Signalled when the switch is published or the gate reopens.
+    switched: Notify,
+}
+
+impl Gate {
+    /// Publishes the end of a switch: waiting puts route again (the closed gate stays closed,
+    /// or was reopened).
+    fn end_switch(&self) {
+        self.switching.store(false, Ordering::SeqCst);
+        self.switched.notify_waiters();
+    }
+
+    /// A test's stand-in for an append in flight: holds the gate like a put until dropped.
+    #[cfg(test)]
+    pub(crate) fn hold_for_test(self: &Arc<Self>) -> Option<GateGuard> {
+        enter(self).ok()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_closed_for_test(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
 }
 
 /// Proof that a put is inside an open shard's gate; leaving is dropping it.
@@ -181,60 +222,80 @@ pub(crate) struct GateGuard(Arc<Gate>);
 
 impl Drop for GateGuard {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+        let g = &self.0;
+        if g.inflight.fetch_sub(1, Ordering::SeqCst) == 1 && g.closed.load(Ordering::SeqCst) {
+            // The closer checks `inflight` holding `drained`: taking it here means the wake-up
+            // cannot fall between its check and its wait.
+            let _held = g.drained.lock();
+            g.drained_cv.notify_all();
+        }
+    }
+}
+
+/// A gate found closed: `wait` returns when the switch is published (or the gate reopened).
+pub(crate) struct GateClosed(Arc<Gate>);
+
+impl GateClosed {
+    pub(crate) async fn wait(self) {
+        let switched = self.0.switched.notified();
+        tokio::pin!(switched);
+        // Registered before the check: an `end_switch` after it wakes this waiter.
+        switched.as_mut().enable();
+        if self.0.switching.load(Ordering::SeqCst) {
+            switched.await;
+        }
+    }
+}
+
+fn enter(g: &Arc<Gate>) -> Result<GateGuard, GateClosed> {
+    g.inflight.fetch_add(1, Ordering::SeqCst);
+    let guard = GateGuard(g.clone());
+    if g.closed.load(Ordering::SeqCst) {
+        drop(guard);
+        return Err(GateClosed(g.clone()));
+    }
+    Ok(guard)
+}
+
+/// Reopens gates after a failed reshard (nothing was changed); waiting puts route again.
+fn reopen_gates(gates: &[Arc<Gate>]) {
+    for g in gates {
+        g.closed.store(false, Ordering::SeqCst);
+        g.end_switch();
     }
 }
 
 impl Service {
-    fn gate(&self, log_id: u64) -> Arc<Gate> {
-        self.gates.lock().entry(log_id).or_default().clone()
+    /// Enters the gate of shard `sh` (of a stream snapshot), or says that it is closing or
+    /// closed; no lock is taken.
+    pub(crate) fn enter_gate(&self, sh: &ShardMeta) -> Result<GateGuard, GateClosed> {
+        enter(&sh.gate)
     }
 
-    /// Enters the gate of the shard with `log_id`, or `None` when the shard is closing or closed.
-    pub(crate) fn enter_gate(&self, log_id: u64) -> Option<GateGuard> {
-        let g = self.gate(log_id);
-        g.inflight.fetch_add(1, Ordering::SeqCst);
-        let guard = GateGuard(g);
-        if guard.0.closed.load(Ordering::SeqCst) {
-            return None;
-        }
-        Some(guard)
-    }
-
-    /// Closes gates and waits until no append is in flight in any of them.
-    fn close_gates(&self, log_ids: &[u64]) -> Result<(), ServiceError> {
-        let gates: Vec<Arc<Gate>> = log_ids.iter().map(|id| self.gate(*id)).collect();
-        for g in &gates {
+    /// Closes gates and waits until no append is in flight in any of them (at most
+    /// `CLOSE_DRAIN_MS_MAX`; then they reopen and the reshard fails). Blocks the thread: only
+    /// the blocking pool and the background thread call it.
+    fn close_gates(&self, gates: &[Arc<Gate>]) -> Result<(), ServiceError> {
+        for g in gates {
+            g.switching.store(true, Ordering::SeqCst);
             g.closed.store(true, Ordering::SeqCst);
         }
-        let started = Instant::now();
-        while gates.iter().any(|g| g.inflight.load(Ordering::SeqCst) > 0) {
-            if started.elapsed() > Duration::from_millis(CLOSE_DRAIN_MS_MAX) {
-                self.reopen_gates(log_ids);
-                return Err(ServiceError::internal(
-                    "Appends to the shards being closed did not finish in time; nothing was changed. Retry.",
-                ));
+        let deadline = Instant::now() + Duration::from_millis(CLOSE_DRAIN_MS_MAX);
+        for g in gates {
+            let mut held = g.drained.lock();
+            while g.inflight.load(Ordering::SeqCst) > 0 {
+                if g.drained_cv.wait_until(&mut held, deadline).timed_out()
+                    && g.inflight.load(Ordering::SeqCst) > 0
+                {
+                    drop(held);
+                    reopen_gates(gates);
+                    return Err(ServiceError::internal(
+                        "Appends to the shards being closed did not finish in time; nothing was changed. Retry.",
+                    ));
+                }
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
-    }
-
-    fn reopen_gates(&self, log_ids: &[u64]) {
-        let gates = self.gates.lock();
-        for id in log_ids {
-            if let Some(g) = gates.get(id) {
-                g.closed.store(false, Ordering::SeqCst);
-            }
-        }
-    }
-
-    /// Forgets the gates of logs that are gone.
-    pub(crate) fn forget_gates(&self, log_ids: impl Iterator<Item = u64>) {
-        let mut gates = self.gates.lock();
-        for id in log_ids {
-            gates.remove(&id);
-        }
     }
 
     /// A resharding call's outcome: with `--update-stream-ms 0` the reshard commits now;
@@ -244,7 +305,7 @@ impl Service {
     /// `scalings_ms`); its shards are only kept when committing now.
     pub(crate) fn reshard_or_defer(
         &self,
-        st: &mut State,
+        st: &mut StateGuard<'_>,
         old: &StreamMeta,
         next: StreamMeta,
         counters: Counters,
@@ -266,7 +327,11 @@ impl Service {
     /// Applies the steps waiting in `s.pending_reshard` and makes the stream ACTIVE. Closing the
     /// parents waits for their appends in flight, so only callers that may block a thread (the
     /// tick thread, control-plane calls) call this.
-    pub(crate) fn finish_pending_reshard(&self, st: &mut State, s: &StreamMeta) -> Result<(), ServiceError> {
+    pub(crate) fn finish_pending_reshard(
+        &self,
+        st: &mut StateGuard<'_>,
+        s: &StreamMeta,
+    ) -> Result<(), ServiceError> {
         let now = self.clock.now_ms();
         let mut next = s.clone();
         let mut counters = st.counters.clone();
@@ -306,7 +371,7 @@ impl Service {
     /// `updating` puts the stream in UPDATING for `update_stream_ms`.
     pub(crate) fn commit_reshard(
         &self,
-        st: &mut State,
+        st: &mut StateGuard<'_>,
         old: &StreamMeta,
         mut next: StreamMeta,
         counters: Counters,
@@ -324,9 +389,11 @@ impl Service {
             .collect();
         let created: Vec<u64> =
             next.shards.iter().filter(|sh| sh.index >= first_new).map(|sh| sh.log_id).collect();
-        self.close_gates(&closing)?;
+        let gates: Vec<Arc<Gate>> =
+            old.shards.iter().filter(|sh| closing.contains(&sh.log_id)).map(|sh| sh.gate.clone()).collect();
+        self.close_gates(&gates)?;
         let undo = |svc: &Service| {
-            svc.reopen_gates(&closing);
+            reopen_gates(&gates);
             for id in &created {
                 let _ = wait(svc.log.delete(LogId(*id)));
             }
@@ -375,6 +442,12 @@ impl Service {
         st.counters = counters;
         let next = Arc::new(next);
         st.streams.insert(next.name.clone(), next.clone());
+        // Readers see the children from here on; then the puts waiting at the parents' gates
+        // route again.
+        st.publish();
+        for g in &gates {
+            g.end_switch();
+        }
         // The parents take no more records. Sealing wakes their subscriptions, which deliver
         // the shard end now, not at their next idle event: KCL finishes the parent and starts
         // the children on that event. (Their gates are closed and drained: nothing is in flight.)
@@ -410,6 +483,7 @@ mod tests {
                     closed: None,
                     range_cache: Default::default(),
                     metrics: Default::default(),
+                    gate: Default::default(),
                 }
             })
             .collect();

@@ -13,7 +13,7 @@ use kinesin_wire::request::Request;
 use crate::control::{open_shard_count, ON_DEMAND_INITIAL_SHARDS};
 use crate::meta::{PendingStep, StreamMeta, StreamMode, StreamStatus};
 use crate::reshard::{self, Op, OpError, STREAM_SHARDS_MAX};
-use crate::{Service, State};
+use crate::{Catalog, Service, StateGuard};
 
 /// How often on-demand scaling measures the shards' write demand.
 pub const AUTOSCALE_WINDOW_MS: i64 = 1000;
@@ -84,7 +84,7 @@ impl Service {
     }
 
     /// The stream a resharding call names; not found in CREATING / DELETING.
-    fn reshard_target(&self, st: &State, name: &str) -> Result<std::sync::Arc<StreamMeta>, ServiceError> {
+    fn reshard_target(&self, st: &Catalog, name: &str) -> Result<std::sync::Arc<StreamMeta>, ServiceError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         if matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting) {
             return Err(self.not_found(name));
@@ -409,7 +409,7 @@ impl Service {
     /// `autoscale_hot_secs` windows at the middle of its range, and merges one pair of
     /// neighbours cold for `autoscale_cold_secs` windows while more than the initial shards are
     /// open. Through the same path as SplitShard / MergeShards; the stream stays ACTIVE.
-    pub(crate) fn autoscale(&self, st: &mut State, now: i64) {
+    pub(crate) fn autoscale(&self, st: &mut StateGuard<'_>, now: i64) {
         let cfg = &self.cfg;
         let lim = &self.limiter.cfg;
         let streams: Vec<_> = st
