@@ -24,7 +24,7 @@ use kinesin_wire::ops::*;
 use kinesin_wire::token::{PageToken, ShardIteratorToken};
 
 use crate::meta::{ConsumerMeta, ConsumerStatus, ShardMeta, StreamMeta, StreamStatus};
-use crate::{Catalog, Service, State};
+use crate::{Service, State, StreamTable};
 
 /// Consumers per stream (AWS: 20).
 pub const CONSUMERS_PER_STREAM_MAX: usize = 20;
@@ -93,7 +93,7 @@ impl Service {
     /// The stream and consumer a ConsumerARN (or StreamARN + ConsumerName) names.
     pub(crate) fn find_consumer(
         &self,
-        st: &Catalog,
+        st: &StreamTable,
         stream_arn: Option<&StreamArn>,
         name: Option<&str>,
         consumer_arn: Option<&ConsumerArn>,
@@ -231,7 +231,7 @@ impl Service {
     }
 
     pub(crate) fn describe_stream_consumer(&self, req: ConsumerRef) -> Result<Output, ServiceError> {
-        let st = self.catalog();
+        let st = self.table();
         let (s, c) = self.find_consumer(
             &st,
             req.stream_arn.as_ref(),
@@ -256,7 +256,7 @@ impl Service {
     ) -> Result<Output, ServiceError> {
         let name = self.resolve_name(None, Some(&req.stream_arn))?;
         let now = self.clock.now_ms();
-        let s = self.catalog().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
+        let s = self.table().streams.get(&name).cloned().ok_or_else(|| self.not_found(&name))?;
         if let Some(ts) = req.stream_creation_timestamp {
             if ts.0.div_euclid(1000) != s.created_ms.div_euclid(1000) {
                 return Err(self.not_found(&name));
@@ -343,7 +343,7 @@ impl Service {
         req: SubscribeToShardInput,
     ) -> Result<mpsc::Receiver<SubscribeEvent>, ServiceError> {
         let (s, c) = {
-            let st = self.catalog();
+            let st = self.table();
             self.find_consumer(&st, None, None, Some(&req.consumer_arn))?
         };
         if c.status != ConsumerStatus::Active {
@@ -442,7 +442,7 @@ impl Service {
 
     /// The current snapshot of the subscribed stream, if it and the consumer still exist.
     async fn subscription_stream(&self, sub: &Subscription) -> Option<Arc<StreamMeta>> {
-        let st = self.catalog();
+        let st = self.table();
         let s = st.by_incarnation.get(&sub.incarnation).and_then(|n| st.streams.get(n))?.clone();
         if s.status == StreamStatus::Deleting {
             return None;

@@ -12,7 +12,7 @@ use kinesin_wire::ops::*;
 use kinesin_wire::token::PageToken;
 
 use crate::meta::{Change, ShardMeta, StreamMeta, StreamMode, StreamStatus, FIRST_RECORD_SEQ_INDEX};
-use crate::{meta_failure, Catalog, Service, TOKEN_LIFETIME_MS};
+use crate::{meta_failure, Service, StreamTable, TOKEN_LIFETIME_MS};
 
 /// Shards of a new ON_DEMAND stream (AWS starts them at 4 MiB/s of writes).
 pub const ON_DEMAND_INITIAL_SHARDS: u32 = 4;
@@ -59,7 +59,7 @@ impl Service {
 
     /// Creates `name` with `shards` shards, ACTIVE at once, unless it exists (`--init-stream`).
     pub fn init_stream(&self, name: &str, shards: i64) -> Result<(), ServiceError> {
-        if self.catalog().streams.contains_key(name) {
+        if self.table().streams.contains_key(name) {
             return Ok(());
         }
         let stream_name = StreamName::parse(name).ok_or_else(|| {
@@ -109,7 +109,7 @@ impl Service {
             }
         };
         if req.warm_throughput_mi_bps.is_some() {
-            let enabled = self.catalog().settings.billing_commitment_enabled_ms.is_some();
+            let enabled = self.table().settings.billing_commitment_enabled_ms.is_some();
             if mode != StreamMode::OnDemand || !enabled {
                 return Err(ServiceError::invalid_argument(
                     "WarmThroughputMiBps applies only to ON_DEMAND streams in an account whose MinimumThroughputBillingCommitment is ENABLED (UpdateAccountSettings).",
@@ -369,7 +369,7 @@ impl Service {
                 consumer_count: s.consumers.len() as u64,
                 max_record_size_in_kib: s.max_record_size_kib,
                 warm_throughput: (s.mode == StreamMode::OnDemand
-                    && self.catalog().settings.billing_commitment_enabled_ms.is_some())
+                    && self.table().settings.billing_commitment_enabled_ms.is_some())
                 .then(|| self.warm_throughput_out(&s)),
             },
         })
@@ -405,7 +405,7 @@ impl Service {
             Some(t) => Some(self.open_page_token(t, now)?.after),
             None => req.exclusive_start_stream_name.clone(),
         };
-        let st = self.catalog();
+        let st = self.table();
         let mut names = Vec::new();
         let mut summaries = Vec::new();
         let mut has_more = false;
@@ -463,8 +463,8 @@ impl Service {
                     }
                 }
                 let t = self.open_page_token(token, now)?;
-                let name = self.catalog().by_incarnation.get(&t.stream_incarnation).cloned();
-                let s = name.and_then(|n| self.catalog().streams.get(&n).cloned()).ok_or_else(|| {
+                let name = self.table().by_incarnation.get(&t.stream_incarnation).cloned();
+                let s = name.and_then(|n| self.table().streams.get(&n).cloned()).ok_or_else(|| {
                     ServiceError::new(
                         ErrorKind::ResourceNotFound,
                         "The stream this NextToken lists no longer exists (it was deleted).",
@@ -533,7 +533,7 @@ impl Service {
     }
 
     /// A stream that must be ACTIVE for a control-plane change.
-    pub(crate) fn find_active(&self, st: &Catalog, name: &str) -> Result<Arc<StreamMeta>, ServiceError> {
+    pub(crate) fn find_active(&self, st: &StreamTable, name: &str) -> Result<Arc<StreamMeta>, ServiceError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         match s.status {
             StreamStatus::Active => Ok(s),
@@ -659,7 +659,7 @@ impl Service {
         if arn.contains("/consumer/") {
             let arn = ConsumerArn::parse(arn)
                 .ok_or_else(|| ServiceError::invalid_argument(ConsumerArn::malformed(arn)))?;
-            let st = self.catalog();
+            let st = self.table();
             let (s, c) = self.find_consumer(&st, None, None, Some(&arn))?;
             return Ok(Resource::Consumer { stream: s.name.clone(), name: c.name, created_ms: c.created_ms });
         }
@@ -751,7 +751,7 @@ impl Service {
         let tags = match self.resource(&req.resource_arn)? {
             Resource::Stream(name) => self.find(Some(&name), None)?.tags.clone(),
             Resource::Consumer { stream, name, created_ms } => {
-                let st = self.catalog();
+                let st = self.table();
                 let s = st.streams.get(&stream).ok_or_else(|| self.not_found(&stream))?;
                 s.consumers
                     .iter()
@@ -765,7 +765,7 @@ impl Service {
     }
 
     pub(crate) fn describe_limits(&self) -> Output {
-        let st = self.catalog();
+        let st = self.table();
         Output::DescribeLimits {
             shard_limit: self.cfg.shard_limit,
             open_shard_count: open_shard_count(&st),
@@ -775,7 +775,7 @@ impl Service {
         }
     }
 
-    fn billing_out(&self, st: &Catalog) -> MinimumThroughputBillingCommitmentOut {
+    fn billing_out(&self, st: &StreamTable) -> MinimumThroughputBillingCommitmentOut {
         match (st.settings.billing_commitment_enabled_ms, st.settings.billing_commitment_ended_ms) {
             (Some(start), _) => MinimumThroughputBillingCommitmentOut {
                 status: "ENABLED".into(),
@@ -793,7 +793,7 @@ impl Service {
     }
 
     pub(crate) fn describe_account_settings(&self) -> Output {
-        let st = self.catalog();
+        let st = self.table();
         Output::AccountSettings { minimum_throughput_billing_commitment: self.billing_out(&st) }
     }
 
@@ -934,7 +934,7 @@ fn start_after(id: &str) -> u32 {
 /// How long a minimum throughput billing commitment lasts at least.
 const BILLING_COMMITMENT_MIN_MS: i64 = 24 * 3_600_000;
 
-pub(crate) fn open_shard_count(st: &Catalog) -> u64 {
+pub(crate) fn open_shard_count(st: &StreamTable) -> u64 {
     st.streams.values().filter(|s| s.status != StreamStatus::Deleting).map(|s| s.open_shard_count()).sum()
 }
 

@@ -474,7 +474,7 @@ impl Service {
             ));
         }
         let s: Arc<StreamMeta> = {
-            let st = self.catalog();
+            let st = self.table();
             match st.by_incarnation.get(&it.stream_incarnation).and_then(|n| st.streams.get(n)) {
                 Some(s) => s.clone(),
                 None => {

@@ -3,14 +3,14 @@
 //! [`Request`](kinesin_wire::request::Request) and answers a typed [`Response`] or an error; it
 //! knows nothing of HTTP, JSON or Prometheus text (`metrics::MetricsSnapshot` gives the figures).
 //!
-//! Concurrency: the stream table is an immutable [`Catalog`] that readers load as a snapshot
+//! Concurrency: the stream table is an immutable [`StreamTable`] that readers load as a snapshot
 //! (`ArcSwap`), never waiting for anybody. Control-plane writers take the writer lock
 //! ([`StateLock`]), which data-plane requests never take: a writer edits its copy of the table,
 //! commits the change (its own fsync), and publishes the new table when it unlocks. Writers are
 //! serialized among themselves (as AWS's low control-plane rates do). Status transitions,
 //! consumer transitions, retention and on-demand scaling run in [`Service::tick`], on the
 //! server's background thread, never on a request; a transition that is due but not yet
-//! committed by it is already shown by readers ([`Catalog::as_of`]).
+//! committed by it is already shown by readers ([`StreamTable::as_of`]).
 
 // TODO(issue 14): remove after the typed-boundary merge (unwrap/expect are denied workspace-wide,
 // see [workspace.lints] in Cargo.toml; this crate is being rewritten on other branches).
@@ -156,7 +156,7 @@ pub enum StartError {
 
 /// The stream table as readers see it: immutable once published; a writer publishes a new one.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Catalog {
+pub(crate) struct StreamTable {
     pub streams: BTreeMap<String, Arc<StreamMeta>>,
     /// Live incarnations, for iterators and page tokens.
     pub by_incarnation: HashMap<u64, String>,
@@ -169,7 +169,7 @@ pub(crate) struct Catalog {
     next_due_ms: i64,
 }
 
-impl Catalog {
+impl StreamTable {
     /// Removes the deleted stream `s` (this incarnation of it), remembering its name for the
     /// messages about its old iterators.
     fn forget(&mut self, s: &StreamMeta) {
@@ -204,7 +204,7 @@ impl Catalog {
     /// ("ACTIVE") mean the same; the background task commits it within a tick, and a restart
     /// before that applies it at the first tick. A reshard waiting for the end of UPDATING is
     /// not applied here (it needs the logs): the stream stays UPDATING until the task applies it.
-    pub fn as_of(self: &Arc<Self>, now: i64) -> Arc<Catalog> {
+    pub fn as_of(self: &Arc<Self>, now: i64) -> Arc<StreamTable> {
         if self.next_due_ms > now {
             return self.clone();
         }
@@ -233,7 +233,7 @@ impl Catalog {
     }
 }
 
-/// One stream as it is at `now` (see [`Catalog::as_of`]); `None` when it is gone.
+/// One stream as it is at `now` (see [`StreamTable::as_of`]); `None` when it is gone.
 pub(crate) fn stream_as_of(s: &Arc<StreamMeta>, now: i64) -> Option<Arc<StreamMeta>> {
     let stream_due =
         s.status != StreamStatus::Active && s.pending_reshard.is_empty() && s.status_until_ms <= now;
@@ -261,7 +261,7 @@ pub(crate) fn stream_as_of(s: &Arc<StreamMeta>, now: i64) -> Option<Arc<StreamMe
 /// The writer's state: its copy of the table (published when the writer lock is released) and
 /// what only writers use.
 pub(crate) struct State {
-    view: Arc<Catalog>,
+    view: Arc<StreamTable>,
     /// Streams whose due transitions were applied in memory when the writer lock was taken
     /// (writers see what readers see), for the background task to commit.
     uncommitted: std::collections::BTreeSet<String>,
@@ -276,7 +276,7 @@ pub(crate) struct State {
 
 impl State {
     /// Applies the transitions that are due at `now` to the writer's table in memory, as
-    /// `Catalog::as_of` shows them to readers (writers see what readers see); the background
+    /// `StreamTable::as_of` shows them to readers (writers see what readers see); the background
     /// task commits them (`uncommitted`, `pending_deletes`: a deletion also removes logs).
     fn advance(&mut self, now: i64) {
         let all: Vec<Arc<StreamMeta>> = self.view.streams.values().cloned().collect();
@@ -302,8 +302,8 @@ impl State {
 }
 
 impl Deref for State {
-    type Target = Catalog;
-    fn deref(&self) -> &Catalog {
+    type Target = StreamTable;
+    fn deref(&self) -> &StreamTable {
         &self.view
     }
 }
@@ -311,7 +311,7 @@ impl Deref for State {
 impl DerefMut for State {
     /// Copies the published table on the first change of a critical section (readers keep the
     /// old one).
-    fn deref_mut(&mut self) -> &mut Catalog {
+    fn deref_mut(&mut self) -> &mut StreamTable {
         Arc::make_mut(&mut self.view)
     }
 }
@@ -319,14 +319,14 @@ impl DerefMut for State {
 /// The stream table: snapshots for readers, a lock for writers.
 pub(crate) struct StateLock {
     writer: Mutex<State>,
-    published: ArcSwap<Catalog>,
+    published: ArcSwap<StreamTable>,
     clock: Clock,
 }
 
 /// The writer lock held; publishes the writer's table when dropped, if it changed.
 pub(crate) struct StateGuard<'a> {
     state: parking_lot::MutexGuard<'a, State>,
-    published: &'a ArcSwap<Catalog>,
+    published: &'a ArcSwap<StreamTable>,
 }
 
 impl StateLock {
@@ -347,7 +347,7 @@ impl StateLock {
     }
 
     /// The published table, as committed (without `as_of`).
-    fn snapshot(&self) -> Arc<Catalog> {
+    fn snapshot(&self) -> Arc<StreamTable> {
         self.published.load_full()
     }
 }
@@ -479,7 +479,7 @@ impl Service {
             by_incarnation.insert(s.incarnation, s.name.clone());
             streams.insert(s.name.clone(), Arc::new(s));
         }
-        let mut view = Catalog {
+        let mut view = StreamTable {
             streams,
             by_incarnation,
             tombstones: Arc::default(),
@@ -527,11 +527,11 @@ impl Service {
 
     /// Number of streams, for the start-up log line.
     pub fn stream_count(&self) -> usize {
-        self.catalog().streams.len()
+        self.table().streams.len()
     }
 
     /// The stream table as it is now, for readers: a snapshot, never waiting for a writer.
-    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn table(&self) -> Arc<StreamTable> {
         self.state.snapshot().as_of(self.clock.now_ms())
     }
 
@@ -703,13 +703,13 @@ impl Service {
         if arn.account() != self.cfg.account_id || arn.region() != self.cfg.region {
             return None;
         }
-        self.catalog().streams.get(arn.name())?.policy.clone()
+        self.table().streams.get(arn.name())?.policy.clone()
     }
 
     /// The ARN of the consumer `consumer_name` of the stream `stream_arn` names, if registered.
     pub async fn consumer_arn(&self, stream_arn: &str, consumer_name: &str) -> Option<String> {
         let stream_arn = StreamArn::parse(stream_arn)?;
-        let st = self.catalog();
+        let st = self.table();
         let c =
             st.streams.get(stream_arn.name())?.consumers.iter().find(|c| c.name == consumer_name)?.clone();
         Some(c.arn(&stream_arn).to_string())
@@ -719,7 +719,7 @@ impl Service {
     /// GetRecords; `None` for a token that does not open.
     pub async fn iterator_stream_arn(&self, iterator: &str) -> Option<String> {
         let it = kinesin_wire::token::ShardIteratorToken::open(iterator, &self.token_key).ok()?;
-        let st = self.catalog();
+        let st = self.table();
         let name = st
             .by_incarnation
             .get(&it.stream_incarnation)

@@ -145,7 +145,7 @@ pub struct SubscriptionFigures {
 impl Service {
     /// The Kinesis and engine figures, for `/metrics`.
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {
-        let streams: Vec<Arc<StreamMeta>> = self.catalog().streams.values().cloned().collect();
+        let streams: Vec<Arc<StreamMeta>> = self.table().streams.values().cloned().collect();
         MetricsSnapshot {
             streams: streams
                 .iter()

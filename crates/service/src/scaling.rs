@@ -13,7 +13,7 @@ use kinesin_wire::request::Request;
 use crate::control::{open_shard_count, ON_DEMAND_INITIAL_SHARDS};
 use crate::meta::{PendingStep, StreamMeta, StreamMode, StreamStatus};
 use crate::reshard::{self, Op, OpError, STREAM_SHARDS_MAX};
-use crate::{Catalog, Service, StateGuard};
+use crate::{Service, StateGuard, StreamTable};
 
 /// How often on-demand scaling measures the shards' write demand.
 pub const AUTOSCALE_WINDOW_MS: i64 = 1000;
@@ -84,7 +84,11 @@ impl Service {
     }
 
     /// The stream a resharding call names; not found in CREATING / DELETING.
-    fn reshard_target(&self, st: &Catalog, name: &str) -> Result<std::sync::Arc<StreamMeta>, ServiceError> {
+    fn reshard_target(
+        &self,
+        st: &StreamTable,
+        name: &str,
+    ) -> Result<std::sync::Arc<StreamMeta>, ServiceError> {
         let s = st.streams.get(name).cloned().ok_or_else(|| self.not_found(name))?;
         if matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting) {
             return Err(self.not_found(name));
