@@ -4,6 +4,8 @@
 //! interval durability the periodic sync is the caller's step, so what a power cut loses is
 //! exact; shutdown runs whatever is still queued.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 mod common;
 
 use std::future::Future;

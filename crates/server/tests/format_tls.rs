@@ -3,6 +3,8 @@
 //! kinesin generates them; the current code must reuse them as they are. Regenerate with
 //! `cargo test -p kinesin-server --test format_tls -- --ignored generate_tls`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::path::{Path, PathBuf};
 
 use kinesin_server::tls::{server_config, CertSource, SELF_SIGNED_CERT_FILE, SELF_SIGNED_KEY_FILE};

@@ -3,6 +3,8 @@
 //! `block_in_place`, which panics on this runtime and so dropped the connection of every
 //! CreateStream and every scrape.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::sync::Arc;
 
 use bytes::Bytes;

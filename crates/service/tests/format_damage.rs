@@ -4,6 +4,8 @@
 //! format version is refused with "upgrade kinesin". And whatever fails underneath, an API
 //! client never sees a server path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine;

@@ -15,6 +15,8 @@
 //! The fixtures are written on a manual clock at [`T0`] and read on one shortly after, so
 //! retention never trims their records however old the checkout is.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine;

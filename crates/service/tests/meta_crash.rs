@@ -9,6 +9,8 @@
 //! Replay one seed with `KINESIN_META_SIM_SEED=<seed>`; more seeds with
 //! `KINESIN_META_SIM_SEEDS=<count>` (default 10).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;

@@ -26,6 +26,8 @@
 //! `KINESIN_SERVICE_SIM_SEEDS=<count>` (default 6), longer runs with
 //! `KINESIN_SERVICE_SIM_STEPS=<steps>` (default 150).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 

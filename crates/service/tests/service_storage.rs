@@ -1,6 +1,8 @@
 //! The service on both storage backends (`--storage local`, `--storage memory`): the same calls
 //! answer the same; memory writes nothing to the data directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed step is a failed test
+
 use serde_json::{json, Value};
 
 use kinesin_service::{Clock, Service, ServiceConfig, StorageKind};
