@@ -12,10 +12,6 @@
 //! server's background thread, never on a request; a transition that is due but not yet
 //! committed by it is already shown by readers ([`StreamTable::as_of`]).
 
-// TODO(issue 14): remove after the typed-boundary merge (unwrap/expect are denied workspace-wide,
-// see [workspace.lints] in Cargo.toml; this crate is being rewritten on other branches).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #[cfg(test)]
 mod concurrency_tests;
 mod consumers;

@@ -132,6 +132,10 @@ impl Message {
 /// (read more bytes and call again), else the message and how many bytes it took. Both CRCs are
 /// checked; the prelude's before the length is trusted, so a corrupt length is reported as such
 /// instead of making the caller wait for bytes that never come.
+#[allow(
+    clippy::expect_used,
+    reason = "each try_into takes a slice of exactly the array length, cut just above"
+)]
 pub fn decode_message(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeError> {
     if buf.len() < PRELUDE_BYTES {
         return Ok(None);
@@ -163,6 +167,10 @@ pub fn decode_message(buf: &[u8]) -> Result<Option<(Message, usize)>, DecodeErro
     Ok(Some((Message { headers, payload }, total)))
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "each try_into takes a slice of exactly the array length, cut just above by take(n)"
+)]
 fn decode_headers(mut b: &[u8]) -> Result<Vec<(String, HeaderValue)>, DecodeError> {
     let start_len = b.len();
     let mut out = Vec::new();

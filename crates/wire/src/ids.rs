@@ -308,6 +308,7 @@ impl SequenceNumber {
     }
 
     /// Parses a decimal sequence number issued in the version-2 layout.
+    #[allow(clippy::expect_used, reason = "the shard index field is 32 bits wide, so it fits a u32")]
     pub fn parse(text: &str) -> Result<SequenceNumber, SeqError> {
         let digits = text.as_bytes();
         if !matches_decimal_pattern(digits, SEQ_DIGITS_MAX) {

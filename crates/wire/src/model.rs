@@ -75,6 +75,7 @@ pub struct Model {
 }
 
 /// The process-wide model, parsed once.
+#[allow(clippy::expect_used, reason = "the model is compiled in and a unit test parses it")]
 pub fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| Model::parse(MODEL_JSON).expect("the embedded model is valid"))

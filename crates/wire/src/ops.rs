@@ -640,6 +640,7 @@ impl Output {
 /// `Output::GetRecords` value (a test holds the two equal), without a `String` per record's
 /// base64 and without scanning base64 for characters to escape (it has none). This is the read
 /// path's largest cost: 10,000 records per response.
+#[allow(clippy::expect_used, reason = "writing JSON into a Vec cannot fail; base64 is sized exactly above")]
 fn get_records_json(
     records: &[RecordOut],
     next_shard_iterator: Option<&str>,

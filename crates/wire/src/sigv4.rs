@@ -347,6 +347,7 @@ pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
 }
 
 /// Whether `signature_hex` is the signature of `string_to_sign`, compared in constant time.
+#[allow(clippy::expect_used, reason = "HMAC-SHA256 takes keys of any length: new_from_slice cannot fail")]
 pub fn verify(key: &[u8; 32], string_to_sign: &str, signature_hex: &str) -> bool {
     let Some(sig) = unhex(signature_hex) else { return false };
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
@@ -359,6 +360,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+#[allow(clippy::expect_used, reason = "HMAC-SHA256 takes keys of any length: new_from_slice cannot fail")]
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);

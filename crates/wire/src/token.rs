@@ -32,6 +32,7 @@ impl TokenKey {
         TokenKey(bytes)
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC-SHA256 takes keys of any length: new_from_slice cannot fail")]
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
     }
@@ -160,6 +161,10 @@ const ITER_PAYLOAD_BYTES: usize = ITER_ISSUED_OFFSET + 8;
 const _: () = assert!(ITER_PAYLOAD_BYTES <= MAX_PAYLOAD_BYTES);
 
 impl ShardIteratorToken {
+    #[allow(
+        clippy::expect_used,
+        reason = "a shard iterator payload is fixed-size and within the sealing limit"
+    )]
     pub fn seal(&self, key: &TokenKey) -> String {
         let mut payload = [0u8; ITER_PAYLOAD_BYTES];
         payload[ITER_INCARNATION_OFFSET..ITER_SHARD_OFFSET]
@@ -265,6 +270,7 @@ impl PageToken {
 }
 
 /// The `N` bytes at `offset`; the caller has checked the length.
+#[allow(clippy::expect_used, reason = "callers check the payload length before reading fields")]
 fn le_field<const N: usize>(bytes: &[u8], offset: usize) -> [u8; N] {
     bytes[offset..offset + N].try_into().expect("caller checked the length")
 }

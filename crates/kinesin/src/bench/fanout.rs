@@ -11,10 +11,6 @@
 //! response to the client, count as 0) and send-to-event. A subscription that ends (AWS and
 //! kinesin end them after 5 minutes) is renewed from its last ContinuationSequenceNumber.
 
-// TODO(issue 14): the lead removes this once the bench helper's branch is merged and its
-// unwrap/expect sites are handled (denied workspace-wide by [workspace.lints]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,7 +159,10 @@ pub(super) async fn run_fanout(
     ));
     // Writers start once the subscription delivered its first event: LATEST is fixed by then.
     if ready_rx.await.is_err() {
-        return Err(subscriber.await?.expect_err("the subscriber ends early only on an error"));
+        return Err(match subscriber.await? {
+            Err(e) => e,
+            Ok(_) => anyhow::anyhow!("the subscription ended before its first event"),
+        });
     }
 
     let next = Arc::new(AtomicU64::new(0));
@@ -354,7 +353,7 @@ async fn subscribe_loop(
                     if data.len() < LATENCY_HEADER_BYTES {
                         continue;
                     }
-                    let i = u64::from_le_bytes(data[0..8].try_into().expect("8 bytes")) as usize;
+                    let i = super::le_u64(&data[0..8]) as usize;
                     if let Some(slot) = marks.arrived_ns.get(i) {
                         if slot.swap(now, Ordering::Relaxed) == 0 {
                             received += 1;
