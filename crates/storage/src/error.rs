@@ -53,8 +53,10 @@ pub enum ShardLogError {
     /// The storage cannot take or serve the call now (I/O error, full disk, shutting down, a
     /// backend out of reach). Nothing was acknowledged; retryable. `storage_full`: the device
     /// is out of space.
+    /// `detail` is for the server log (it may name files); `client` says the same without
+    /// server paths.
     #[error("{detail}")]
-    Unavailable { detail: String, storage_full: bool },
+    Unavailable { detail: String, client: String, storage_full: bool },
 }
 
 impl ShardLogError {
@@ -68,10 +70,7 @@ impl ShardLogError {
             ShardLogError::Corrupt(_) => {
                 "stored records are damaged; the server log names the file and offset".to_string()
             }
-            ShardLogError::Unavailable { storage_full: true, .. } => "the storage device is full".to_string(),
-            ShardLogError::Unavailable { .. } => {
-                "the record storage failed; the server log has the details".to_string()
-            }
+            ShardLogError::Unavailable { client, .. } => client.clone(),
             other => other.to_string(),
         }
     }
@@ -92,7 +91,11 @@ impl From<kinesin_log::LogError> for ShardLogError {
             L::KeyUnavailable { id, generation } => ShardLogError::KeyUnavailable { id, generation },
             e @ L::Unauthentic { .. } => ShardLogError::Unauthentic(e.to_string()),
             e @ (L::Corrupt { .. } | L::UnsupportedVersion { .. }) => ShardLogError::Corrupt(e.to_string()),
-            e => ShardLogError::Unavailable { storage_full: e.is_storage_full(), detail: e.to_string() },
+            e => ShardLogError::Unavailable {
+                storage_full: e.is_storage_full(),
+                client: e.client_message(),
+                detail: e.to_string(),
+            },
         }
     }
 }

@@ -129,6 +129,7 @@ impl ShardLog for LocalShardLog {
                 runtime.spawn_blocking(move || read_now(&log, id, request, &keys)).await.map_err(|e| {
                     ShardLogError::Unavailable {
                         detail: format!("the read task failed: {e}"),
+                        client: "the read task failed".to_string(),
                         storage_full: false,
                     }
                 })?
