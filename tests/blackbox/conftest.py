@@ -20,6 +20,7 @@ DISK_ONLY = {
     "test_crash_loop.py": "kill -9 and recovery of a data directory",
     "test_disk_full.py": "a full disk under the data directory",
     "test_container.py": "the container image keeps its data in a volume",
+    "test_format_fixtures.py": "opens committed data-directory fixtures",
     "test_acceptance.py::test_acceptance_10k_records_restart": "a restart keeps the data directory",
     "test_encryption.py::test_marker_is_encrypted_on_disk_and_read_back": "reads the segment files",
     "test_encryption.py::test_rotation_restart_and_disabled_key": "restarts on a data directory",

@@ -495,7 +495,12 @@ impl Service {
                 match self.read_event(&s, sh, &mut position, budget, now).await {
                     Ok(x) => x,
                     Err(e) => {
-                        let _ = tx.send(SubscribeEvent::Exception(e)).await;
+                        // A stream deleted (or a consumer deregistered) between the check above
+                        // and the read took its logs with it: the subscription just ends, as the
+                        // check would have ended it.
+                        if self.subscription_stream(sub).await.is_some() {
+                            let _ = tx.send(SubscribeEvent::Exception(e)).await;
+                        }
                         return;
                     }
                 }

@@ -133,7 +133,7 @@ fn check(
         );
     }
     let applied = match in_flight {
-        Some(attempt) if counters.next_incarnation == attempt.version => {
+        Some(attempt) if counters.next_incarnation == attempt.version + 1 => {
             let mut after = Model { streams: model.streams.clone(), version: model.version };
             after.apply(attempt);
             assert_eq!(found, after.streams, "{context}: the change in flight is there only in part");
@@ -146,8 +146,8 @@ fn check(
             model.apply(attempt);
         }
     } else {
-        assert_eq!(counters.next_incarnation, model.version.max(1), "{context}: counters");
-        assert_eq!(counters.next_log_id, model.version.max(1), "{context}: counters");
+        assert_eq!(counters.next_incarnation, model.version + 1, "{context}: counters");
+        assert_eq!(counters.next_log_id, model.version + 1, "{context}: counters");
         assert_eq!(found, model.streams, "{context}: committed streams");
     }
 }
@@ -181,7 +181,8 @@ fn run_seed(seed: u64, steps: usize) {
         let name = format!("s{}", rng.gen_range(0..6));
         let attempt = Attempt { version, name: name.clone(), remove: rng.gen_bool(0.2) };
         let doc = stream(&name, version);
-        let counters = Counters { next_incarnation: version, next_log_id: version };
+        // Counters stay above every id in use (the store checks it when it opens).
+        let counters = Counters { next_incarnation: version + 1, next_log_id: version + 1 };
         let put = [&doc];
         let remove = [name.as_str()];
         let change = if attempt.remove {
