@@ -654,12 +654,19 @@ impl Service {
     /// removal, then removes its logs (a crash in between leaves logs no stream refers to, which
     /// `open` removes). A stream created again under the name since has replaced the stored
     /// document already: only the old logs go.
-    pub(crate) fn finish_delete(&self, st: &mut State, s: &StreamMeta) -> Result<(), meta::MetaError> {
+    pub(crate) fn finish_delete(
+        &self,
+        st: &mut StateGuard<'_>,
+        s: &StreamMeta,
+    ) -> Result<(), meta::MetaError> {
         let recreated = st.streams.get(&s.name).is_some_and(|x| x.incarnation != s.incarnation);
         if !recreated {
             self.store.commit(&Change { remove_streams: &[&s.name], ..Default::default() })?;
         }
         st.forget(s);
+        // Readers (subscriptions among them) see the stream gone before its logs go: a read
+        // that then finds no log knows why, and ends instead of failing.
+        st.publish();
         self.limiter.forget(s.shards.iter().map(|sh| sh.log_id));
         for sh in &s.shards {
             if let Err(e) = wait(self.log.delete(LogId(sh.log_id))) {
