@@ -237,9 +237,12 @@ async fn each_server_counts_its_own_connections() {
         let io = TokioIo::new(TcpStream::connect(p.a.addr).await.unwrap());
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(conn);
+        // Until A sees the close, a new connection is still refused (503): try again.
         if let Ok(resp) = sender.send_request(get_metrics()).await {
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            break String::from_utf8_lossy(&body).into_owned();
+            if resp.status() == hyper::StatusCode::OK {
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                break String::from_utf8_lossy(&body).into_owned();
+            }
         }
         assert!(Instant::now() < deadline, "A kept refusing after the held connection closed");
         tokio::task::yield_now().await;
