@@ -212,3 +212,21 @@ async fn due_transitions_show_before_the_background_task_commits_them() {
         "the new stream's document survived the old one's removal"
     );
 }
+
+/// A CreateStream of many shards, run as the server runs it (the blocking pool's `block_on`),
+/// finishes: the storage calls it waits for are not cut off by tokio's cooperative budget
+/// (it spun forever at 100% CPU past ~128 shards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_stream_of_a_thousand_shards_finishes_on_the_blocking_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::system();
+    let mut cfg = ServiceConfig::new(dir.path().to_path_buf());
+    cfg.limits.enabled = false;
+    cfg.shard_limit = 5000;
+    let svc = Arc::new(Service::open(cfg, clock).unwrap());
+    let created = control(&svc, "CreateStream", json!({"StreamName": "big", "ShardCount": 1000}));
+    bounded("CreateStream of 1000 shards", created).await.unwrap().unwrap();
+    let v = call(&svc, "DescribeStreamSummary", json!({"StreamName": "big"})).await.unwrap();
+    assert_eq!(v["StreamDescriptionSummary"]["OpenShardCount"], 1000);
+    svc.shutdown();
+}

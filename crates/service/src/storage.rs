@@ -140,6 +140,12 @@ impl Logs {
 /// local and memory backends finish these calls (create, delete, trim, tip, seal after the
 /// gates drained, catalog commits) without waiting on the runtime; once those paths are async,
 /// `.await` replaces this. Data-plane reads and appends are awaited, never waited for here.
+///
+/// The future runs outside tokio's cooperative budget (`unconstrained`): called from a thread
+/// inside a runtime context (the blocking pool's `block_on`), tokio's resources would otherwise
+/// answer `Pending` once the budget of the enclosing task is spent, and this executor, which
+/// never returns to tokio's scheduler, would poll them again forever (a CreateStream of more
+/// than ~128 shards spun at 100% CPU).
 pub(crate) fn wait<F: Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+    futures::executor::block_on(tokio::task::unconstrained(f))
 }
